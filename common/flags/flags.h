@@ -33,9 +33,15 @@ typedef enum {
   FLAG_TYPE_STRING_LIST, /* flag_string_list *; repeatable and/or comma-separated */
 } flag_type;
 
+/* A default may be preset with static storage ({items, count}); the first use of
+ * the flag replaces it, later uses append. Empty items ("a,,b", "--x=") are
+ * skipped, so "--x=" clears the default. */
 typedef struct flag_string_list {
-  const char **items; /* malloc'ed array of pointers into argv (or split copies) */
+  const char **items; /* after a parse that used the flag: malloc'ed array of malloc'ed copies */
   int count;
+  /* Set by flags_parse when items and the strings are its allocations, so
+   * flags_free_lists never frees a caller's static default. Leave it 0. */
+  bool owned;
 } flag_string_list;
 
 typedef struct flag_def {
@@ -57,9 +63,12 @@ typedef struct flag_def {
 
 /* Parses argv. On success returns 0 and, if positional is not NULL, sets
  * *positional / *npositional to the non-flag arguments (pointers into argv; the
- * array is malloc'ed and freed with flags_free_positional). Returns FLAGS_HELP
- * after printing --help, or a negative value with err filled on bad input.
- * Defaults are whatever the targets hold before the call; --help prints them. */
+ * array is malloc'ed, NULL-terminated, and freed with flags_free_positional).
+ * With positional NULL a non-flag argument is an error, so a binary that takes
+ * none rejects stray words. Returns FLAGS_HELP after printing --help, or a
+ * negative value with err filled on bad input; in both cases *positional is NULL.
+ * Defaults are whatever the targets hold before the call; --help prints them.
+ * Whatever it returns, flags_free_lists(defs) afterwards frees what it allocated. */
 int flags_parse(const char *program, const char *summary, const flag_def *defs, int argc,
                 char **argv, char ***positional, int *npositional, keel_error *err);
 
@@ -70,7 +79,11 @@ void flags_free_lists(const flag_def *defs);
 /* Prints usage for defs to the given stream (FILE *), as --help does. */
 void flags_print_usage(void *file, const char *program, const char *summary, const flag_def *defs);
 
-/* Parsers used by the flag types, exposed for config files and tests. */
+/* Parsers used by the flag types, exposed for config files and tests. Both
+ * return 0, -EINVAL for malformed text, or -ERANGE past INT64_MAX; neither takes
+ * a sign. A number may have a fraction ("1.5s", "1.5Mi", at most 9 digits),
+ * truncated to whole ms / bytes. Durations may chain units ("1h30m"); a bare
+ * number is ms. Bytes: Ki Mi Gi Ti (x1024), K k M G T with optional B (x1000). */
 int flags_parse_duration_ms(const char *text, int64_t *out_ms);
 int flags_parse_bytes(const char *text, int64_t *out_bytes);
 

@@ -26,17 +26,20 @@ int log_format_parse(const char *name);
 
 /* Logs msg with fields: key1, value1, key2, value2, ..., NULL. A NULL value is
  * printed as "(null)". Values are quoted/escaped when they contain spaces,
- * quotes, '=' or control characters (text) and always escaped (JSON). */
+ * quotes, '=' or control characters (text) and always escaped (JSON).
+ * Control characters are escaped in text too, so one call is always one line. */
 void log_write(log_level level, const char *msg, ...) __attribute__((sentinel));
 
 /* Integer-valued field helper: formats into a thread-local ring of small buffers
  * valid until the 16th later call on the same thread; use inside one log call. */
 const char *log_int(long long v);
 
+/* The macros end the list with two NULLs: a call with a key but no value then
+ * logs key=(null) instead of reading past the arguments (undefined behavior). */
 #define LOG_DEBUG(msg, ...) \
-  do { if (log_get_level() <= LOG_DEBUG) log_write(LOG_DEBUG, msg, ##__VA_ARGS__, (const char *)0); } while (0)
-#define LOG_INFO(msg, ...) log_write(LOG_INFO, msg, ##__VA_ARGS__, (const char *)0)
-#define LOG_WARN(msg, ...) log_write(LOG_WARN, msg, ##__VA_ARGS__, (const char *)0)
-#define LOG_ERROR(msg, ...) log_write(LOG_ERROR, msg, ##__VA_ARGS__, (const char *)0)
+  do { if (log_get_level() <= LOG_DEBUG) log_write(LOG_DEBUG, msg, ##__VA_ARGS__, (const char *)0, (const char *)0); } while (0)
+#define LOG_INFO(msg, ...) log_write(LOG_INFO, msg, ##__VA_ARGS__, (const char *)0, (const char *)0)
+#define LOG_WARN(msg, ...) log_write(LOG_WARN, msg, ##__VA_ARGS__, (const char *)0, (const char *)0)
+#define LOG_ERROR(msg, ...) log_write(LOG_ERROR, msg, ##__VA_ARGS__, (const char *)0, (const char *)0)
 
 #endif

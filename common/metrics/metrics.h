@@ -31,7 +31,11 @@ void metrics_registry_destroy(metrics_registry *reg);
 void metrics_shutdown(void);
 
 /* Registering the same name twice returns the existing family when the type and
- * label names match, NULL otherwise. At most 8 label names. */
+ * label names match (and, for histograms, the bounds), NULL otherwise. At most 8
+ * label names. Invalid metric or label names (Prometheus rules; "__" prefixes
+ * and a histogram's "le" are reserved) return NULL. Every function below accepts
+ * a NULL registry, family or metric and does nothing, so a failed registration
+ * never crashes a hot path. */
 metric_family *metrics_counter(metrics_registry *reg, const char *name, const char *help,
                                int nlabels, ...);
 metric_family *metrics_gauge(metrics_registry *reg, const char *name, const char *help,
@@ -40,7 +44,8 @@ metric_family *metrics_gauge(metrics_registry *reg, const char *name, const char
 metric_family *metrics_histogram(metrics_registry *reg, const char *name, const char *help,
                                  const double *bounds, size_t nbounds, int nlabels, ...);
 
-/* Child for these label values (exactly nlabels strings), created on first use. */
+/* Child for these label values (exactly nlabels strings), created on first use.
+ * NULL past 10000 children in one family: a runaway label cannot eat memory. */
 metric *metric_child(metric_family *f, ...);
 /* Same with values in an array. */
 metric *metric_child_v(metric_family *f, const char *const *values);
@@ -56,6 +61,13 @@ double metric_value(const metric *m);       /* counter/gauge value; histogram co
 typedef double (*metric_gauge_fn)(void *arg);
 metric_family *metrics_gauge_func(metrics_registry *reg, const char *name, const char *help,
                                   metric_gauge_fn fn, void *arg);
+
+/* Runs fn(arg) once at the start of every metrics_render, under the registry
+ * lock and before any gauge callback: a collector that snapshots state once per
+ * scrape (jemalloc's "epoch") hooks in here. Registering the same fn and arg
+ * again is a no-op. Returns 0, -EINVAL or -ENOMEM. */
+typedef void (*metrics_render_hook_fn)(void *arg);
+int metrics_on_render(metrics_registry *reg, metrics_render_hook_fn fn, void *arg);
 
 /* Renders every family; returns a malloc'ed NUL-terminated string (*len set). */
 char *metrics_render(metrics_registry *reg, size_t *len);

@@ -14,9 +14,10 @@
  *
  * A call's life: started -> handler -> finished (status sent) -> closed (the
  * client side is done, or the call was canceled) -> freed when the last ref is
- * dropped. Cancellation (client cancel, deadline, connection loss, shutdown)
- * runs the call's cancel callback once, on a CQ thread, and makes every later
- * send/finish fail with -ECANCELED.
+ * dropped. A call that closes before its handler finished it (client cancel,
+ * deadline, connection loss, or the runtime ending it at shutdown or for a slow
+ * receiver) runs the call's cancel callback once, on a CQ thread; after a real
+ * cancellation every send/finish fails with -ECANCELED.
  *
  * STREAM SENDS are flow-controlled: one SEND_MESSAGE in flight per call, and a
  * bounded queue (messages and bytes) behind it. When the queue is full:
@@ -219,9 +220,10 @@ int rpc_call_add_trailing_metadata(rpc_call *call, const char *key, const char *
 void rpc_call_set_user_data(rpc_call *call, void *ptr, void (*destroy)(void *));
 void *rpc_call_user_data(const rpc_call *call);
 
-/* Runs once, on a CQ thread, if the call is canceled before it is finished. The
- * call stays valid during the callback. Set it before returning from the handler
- * (calls canceled earlier run it at once, from this function). */
+/* Runs once, on a CQ thread, if the call closes before the handler finished it
+ * (see top): the place to release what the handler holds. The call stays valid
+ * during the callback. Set it before returning from the handler (a call closed
+ * earlier runs it at once, from this function). */
 void rpc_call_on_cancel(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
 bool rpc_call_is_cancelled(const rpc_call *call);
 
