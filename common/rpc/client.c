@@ -674,9 +674,12 @@ rpc_stream *rpc_stream_start(rpc_channel *ch, const char *method, rpc_kind kind,
   s->md = metadata_to_core(opts);
   s->nmd = s->md ? opts->nmetadata : 0;
   s->idx = pick_endpoint(ch);
+  /* The core takes its own reference to the method slice. */
+  grpc_slice method_slice = grpc_slice_from_copied_string(method);
   s->call = grpc_channel_create_call(ch->channels[s->idx], NULL, GRPC_PROPAGATE_DEFAULTS, ch->cq,
-                                     grpc_slice_from_copied_string(method), NULL,
+                                     method_slice, NULL,
                                      rpc_deadline_from_timeout(opts ? opts->timeout_ms : 0), NULL);
+  grpc_slice_unref(method_slice);
   s->op.call = s->call;
   op_link(ch, &s->op);
 

@@ -4,7 +4,6 @@
  * conflicts and malformed input. */
 #include "common/rpc/descriptor_index.h"
 
-#include <cmocka.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* cmocka.h needs the headers above. */
+#include <cmocka.h>
 
 #include "google/protobuf/descriptor.pb-c.h"
 

@@ -183,7 +183,8 @@ static void handle_check(rpc_call *call, const ProtobufCMessage *request, void *
   int status = e ? e->status : -1;
   pthread_mutex_unlock(&h->mu);
   if (status < 0) {
-    rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, "unknown service \"%s\"", service);
+    /* Cut: a status message travels in a trailer, whose size is bounded. */
+    rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, "unknown service \"%.256s\"", service);
     return;
   }
   Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;

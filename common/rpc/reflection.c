@@ -22,7 +22,7 @@
  * A file answer too large for one message is retried with the requested file
  * alone (clients fetch missing imports by name); if even that does not fit the
  * client gets RESOURCE_EXHAUSTED in-band. Names echoed in error messages are
- * cut to 256 bytes. */
+ * cut to 256 bytes, on a character boundary. */
 #define _GNU_SOURCE /* vasprintf */
 #include <errno.h>
 #include <stdarg.h>
@@ -53,6 +53,22 @@ typedef struct {
 } stream_state;
 
 /* ------------------------------------------------------------ answers */
+
+/* A client-supplied name for an error message: at most 256 bytes, cut on a
+ * UTF-8 character boundary (messages are proto3 strings, which clients check). */
+typedef struct {
+  char s[257];
+} short_name;
+
+static short_name cut(const char *s) {
+  short_name out;
+  size_t n = strnlen(s, sizeof(out.s) - 1);
+  if (s[n])
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) n--;
+  memcpy(out.s, s, n);
+  out.s[n] = '\0';
+  return out;
+}
 
 /* Sends resp; on a message too large for the stream, tells the client so
  * in-band instead. Returns rpc_call_send's result for resp. */
@@ -139,8 +155,8 @@ static void send_file(const rpc_reflection *rf, rpc_call *call, stream_state *st
     for (size_t i = 0; i < n; i++) st->sent[order[i]] = 1;
   } else if (r == -EINVAL) {
     send_error(call, st, resp, GRPC_STATUS_RESOURCE_EXHAUSTED,
-               "file %.256s exceeds the message size limit",
-               descriptor_index_file_name(rf->ix, (size_t)file));
+               "file %s exceeds the message size limit",
+               cut(descriptor_index_file_name(rf->ix, (size_t)file)).s);
   } else {
     st->over = true;
   }
@@ -186,7 +202,7 @@ static void send_extension_numbers(const rpc_reflection *rf, rpc_call *call, str
   int32_t *numbers = NULL;
   int n = descriptor_index_extension_numbers(rf->ix, type, &numbers);
   if (n == -ENOENT) {
-    send_error(call, st, resp, GRPC_STATUS_NOT_FOUND, "type not found: %.256s", type);
+    send_error(call, st, resp, GRPC_STATUS_NOT_FOUND, "type not found: %s", cut(type).s);
     return;
   }
   if (n < 0) {
@@ -235,7 +251,7 @@ static void handle_message(rpc_call *call, const ProtobufCMessage *message, void
       const char *name = str_or_empty(req->file_by_filename);
       int file = descriptor_index_find_file(rf->ix, name);
       if (file < 0)
-        send_error(call, st, &resp, GRPC_STATUS_NOT_FOUND, "file not found: %.256s", name);
+        send_error(call, st, &resp, GRPC_STATUS_NOT_FOUND, "file not found: %s", cut(name).s);
       else
         send_file(rf, call, st, &resp, file);
       break;
@@ -244,7 +260,7 @@ static void handle_message(rpc_call *call, const ProtobufCMessage *message, void
       const char *sym = str_or_empty(req->file_containing_symbol);
       int file = descriptor_index_find_symbol(rf->ix, sym, NULL);
       if (file < 0)
-        send_error(call, st, &resp, GRPC_STATUS_NOT_FOUND, "symbol not found: %.256s", sym);
+        send_error(call, st, &resp, GRPC_STATUS_NOT_FOUND, "symbol not found: %s", cut(sym).s);
       else
         send_file(rf, call, st, &resp, file);
       break;
@@ -255,8 +271,8 @@ static void handle_message(rpc_call *call, const ProtobufCMessage *message, void
       int32_t number = er ? er->extension_number : 0;
       int file = descriptor_index_find_extension(rf->ix, type, number);
       if (file < 0)
-        send_error(call, st, &resp, GRPC_STATUS_NOT_FOUND, "extension not found: %.256s, number %d",
-                   type, (int)number);
+        send_error(call, st, &resp, GRPC_STATUS_NOT_FOUND, "extension not found: %s, number %d",
+                   cut(type).s, (int)number);
       else
         send_file(rf, call, st, &resp, file);
       break;

@@ -11,7 +11,6 @@
  * holding its own lock would deadlock there (an alarm turns that into a
  * failure). The real runtime is tested end to end in its own tests. */
 #define _GNU_SOURCE /* vasprintf */
-#include <cmocka.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* cmocka.h needs the headers above. */
+#include <cmocka.h>
 
 #include "common/rpc/descriptor_index.h"
 #include "common/rpc/rpc.h"
@@ -1033,6 +1035,18 @@ static void test_refl_not_found_and_invalid(void **state) {
   assert_true(strlen(resp->error_response->error_message) < 300);
   free_resp(resp);
   free(longname);
+  /* Cut on a character boundary: "x" then 2-byte characters, so byte 256 is
+   * the second byte of one. */
+  char utf8[1 + 2 * 200 + 1] = "x";
+  for (int i = 0; i < 200; i++) memcpy(utf8 + 1 + 2 * i, "\xc3\xa9", 2);
+  utf8[sizeof(utf8) - 1] = '\0';
+  req = symbol_req(utf8);
+  resp = ask(f, c, &req);
+  const char *cutname = strstr(resp->error_response->error_message, "x\xc3\xa9");
+  assert_non_null(cutname);
+  assert_int_equal(strlen(cutname), 255);
+  assert_int_equal((unsigned char)cutname[254], 0xa9);
+  free_resp(resp);
   /* The stream goes on after errors. */
   req = symbol_req("app.Svc");
   resp = ask(f, c, &req);

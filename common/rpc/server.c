@@ -1123,8 +1123,9 @@ int rpc_server_start(rpc_server *srv, keel_error *err) {
   if (srv->started) return keel_error_set(err, EBUSY, "start %s: already started", srv->name);
   srv->reflection = rpc_reflection_create(srv, err);
   if (!srv->reflection) return keel_error_wrap(err, "start %s", srv->name);
-  if (rpc_health_register(srv->health, srv, err) < 0 ||
-      rpc_reflection_register(srv->reflection, srv, err) < 0)
+  /* Reflection first, so health marks every service, reflection included, SERVING. */
+  if (rpc_reflection_register(srv->reflection, srv, err) < 0 ||
+      rpc_health_register(srv->health, srv, err) < 0)
     return keel_error_wrap(err, "start %s", srv->name);
   /* Kinds are declared by hand (protobuf-c descriptors lack them); the .proto's
    * own descriptors settle any disagreement before a client can see it. The

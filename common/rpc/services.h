@@ -10,8 +10,9 @@
  * file_containing_symbol (services, methods, messages, fields, enums, enum values,
  * nested types), file_containing_extension and all_extension_numbers_of_type
  * (answered from the descriptors; NOT_FOUND error responses when absent). A file
- * response carries the file and its transitive dependencies, each file at most
- * once per stream, dependencies before dependents, as grpc-go does. */
+ * response carries the requested file first (grpcurl takes the first file as the
+ * answer), then its transitive imports not yet sent on this stream, imports
+ * before importers, as grpc-go does. */
 #ifndef KEEL_COMMON_RPC_SERVICES_H
 #define KEEL_COMMON_RPC_SERVICES_H
 

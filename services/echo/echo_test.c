@@ -186,10 +186,12 @@ static void collector_init(collector *c) {
 static void on_stream_message(rpc_stream *s, const ProtobufCMessage *m, void *arg) {
   (void)s;
   collector *c = arg;
-  const Keel__Echo__V1__EchoResponse *r = (const Keel__Echo__V1__EchoResponse *)m;
   if (c->sleep_first_message && c->messages == 0) usleep(c->sleep_first_message);
   pthread_mutex_lock(&c->mu);
-  if (r->sequence != c->next_sequence) c->sequence_ok = false;
+  /* Collect's one response is a CollectResponse: only EchoResponses carry a sequence. */
+  if (m->descriptor == &keel__echo__v1__echo_response__descriptor &&
+      ((const Keel__Echo__V1__EchoResponse *)m)->sequence != c->next_sequence)
+    c->sequence_ok = false;
   c->next_sequence++;
   c->messages++;
   pthread_mutex_unlock(&c->mu);
