@@ -762,6 +762,9 @@ static void try_start_send_locked(rpc_call *c) {
   memset(&ops[n], 0, sizeof(ops[n]));
   ops[n].op = GRPC_OP_SEND_MESSAGE;
   ops[n].data.send_message.send_message = msg;
+  /* Another message follows at once: let the transport coalesce the writes.
+   * The last queued message goes without the hint and flushes them. */
+  if (c->queue.count > 0) ops[n].flags = GRPC_WRITE_BUFFER_HINT;
   c->inflight_message = msg;
   n++;
   start_batch_locked(c, ops, n);
