@@ -115,6 +115,7 @@ struct rpc_call {
   bool closed; /* RECV_CLOSE completed */
   bool want_writable;
   bool folded_reply; /* the reply batch also carries RECV_CLOSE (one completion) */
+  bool recorded;     /* counted in the handled metrics */
   int recv_close_cancelled;
   rpc_slow_policy slow_policy;
   rpc_sendq queue;
@@ -273,7 +274,11 @@ int rpc_server_add_listener(rpc_server *srv, const char *addr, const rpc_tls_con
   }
   int port = grpc_server_add_http2_port(srv->server, addr, creds);
   grpc_server_credentials_release(creds);
-  if (port == 0) return keel_error_set(err, EADDRNOTAVAIL, "listen %s: cannot bind (in use or invalid address)", addr);
+  if (port == 0)
+    return keel_error_set(err, EADDRNOTAVAIL, "listen %s: %s", addr,
+                          tls ? "cannot listen: address in use or invalid, or the TLS certificate, "
+                                "key and CA were rejected (see the log line before this one)"
+                              : "cannot bind: address in use or invalid");
   if (strncmp(addr, "unix:", 5) == 0) return 0;
   return port;
 }
@@ -402,8 +407,12 @@ static void method_metrics_init(rpc_server *srv, rpc_method_entry *e) {
   if (lat) e->latency = metric_child(lat, e->path);
 }
 
+/* Caller holds c->mu. Every call is counted once: by the status it sent, or as
+ * CANCELLED / DEADLINE_EXCEEDED when it closed without one. */
 static void record_handled(rpc_call *c, grpc_status_code code) {
   rpc_method_entry *e = c->method;
+  if (c->recorded) return;
+  c->recorded = true;
   if (!e || !e->handled_family) return;
   int idx = ((int)code >= 0 && (int)code <= MAX_STATUS_CODE) ? (int)code : GRPC_STATUS_UNKNOWN;
   metric *m = atomic_load(&e->handled[idx]);
@@ -932,6 +941,8 @@ static void on_recv_close(rpc_call *c, bool ok) {
     rpc_sendq_clear(&c->queue);
     c->want_writable = false;
     c->cancelled = true;
+    record_handled(c, rpc_call_remaining_ms(c) <= 0 ? GRPC_STATUS_DEADLINE_EXCEEDED
+                                                     : GRPC_STATUS_CANCELLED);
   }
   pthread_mutex_unlock(&c->mu);
   fire_cancel(c);
@@ -977,8 +988,13 @@ static void on_recv_message(rpc_call *c, bool ok) {
   const rpc_method_entry *m = c->method;
   if (!ok || !bb) {
     if (bb) grpc_byte_buffer_destroy(bb);
+    /* The end of the client's messages is either its half-close or a cancel
+     * (RST_STREAM, deadline). A cancelled upload must never look complete to the
+     * handler: it hears of it through its cancel callback instead. */
+    bool failed = !ok || grpc_call_failed_before_recv_message(c->call);
     pthread_mutex_lock(&c->mu);
-    bool live = !c->cancelled && ok;
+    if (failed) c->cancelled = true;
+    bool live = !c->cancelled;
     pthread_mutex_unlock(&c->mu);
     if (live) m->handler.on_half_close(c, m->ctx);
     return;
@@ -1227,6 +1243,24 @@ void rpc_server_shutdown(rpc_server *srv) {
   srv->shutdown_tag.kind = RPC_TAG_SHUTDOWN;
   grpc_server_shutdown_and_notify(srv->server, srv->cqs[0], &srv->shutdown_tag);
   finish_open_streams(srv);
+  /* The core's notification also waits for clients to drop their connections;
+   * once no call is open there is nothing left to wait for, so disconnect them. */
+  pthread_mutex_lock(&srv->mu);
+  while (!srv->shutdown_notified && srv->nlive > 0 && rpc_now_ms() < deadline) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t left = deadline - rpc_now_ms();
+    if (left > 10) left = 10; /* nlive drops without a broadcast from every path */
+    ts.tv_nsec += left * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&srv->cond, &srv->mu, &ts);
+  }
+  bool idle = srv->nlive == 0;
+  pthread_mutex_unlock(&srv->mu);
+  if (idle) grpc_server_cancel_all_calls(srv->server);
   if (!wait_until(srv, &srv->shutdown_notified, deadline)) {
     LOG_WARN("rpc: grace period over, cancelling calls still open", "server", srv->name,
              "open", log_int((long long)srv->nlive));

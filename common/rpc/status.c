@@ -1,5 +1,6 @@
 /* common/rpc/status.c — names and shared helpers for both sides of the runtime. */
 #include <grpc/grpc.h>
+#include <grpc/support/log.h>
 #include <errno.h>
 #include <grpc/support/time.h>
 #include <pthread.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log/log.h"
 #include "common/rpc/internal.h"
 #include "common/rpc/rpc.h"
 
@@ -38,7 +40,26 @@ const char *rpc_kind_name(rpc_kind kind) {
 /* grpc_init/grpc_shutdown are reference counted by gRPC itself; the blocking
  * variant is used so that, after the last release, no gRPC thread outlives it
  * (valgrind and LeakSanitizer see a clean exit). */
-void rpc_library_init(void) { grpc_init(); }
+/* gRPC core's own log lines (handshake failures, ...) go through common/log so a
+ * daemon's output stays in one format (text or JSON lines). */
+static void core_log(gpr_log_func_args *args) {
+  char line[16];
+  snprintf(line, sizeof(line), "%d", args->line);
+  log_level level = args->severity == GPR_LOG_SEVERITY_ERROR  ? LOG_ERROR
+                    : args->severity == GPR_LOG_SEVERITY_INFO ? LOG_INFO
+                                                              : LOG_DEBUG;
+  if (level < log_get_level()) return;
+  log_write(level, args->message, "source", "grpc-core", "file", args->file, "line", line,
+            (const char *)0, (const char *)0);
+}
+
+static pthread_once_t core_log_once = PTHREAD_ONCE_INIT;
+static void install_core_log(void) { gpr_set_log_function(core_log); }
+
+void rpc_library_init(void) {
+  pthread_once(&core_log_once, install_core_log);
+  grpc_init();
+}
 void rpc_library_shutdown(void) { grpc_shutdown_blocking(); }
 
 char *rpc_slice_to_cstr(grpc_slice s) {
