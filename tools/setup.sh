@@ -8,7 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Build: Bazel (offline, with a JDK), compilers, protoc + protoc-gen-c.
 # Runtime libraries: gRPC C core, protobuf-c, jemalloc, libmicrohttpd, jansson,
-# libyaml, OpenSSL. Test tooling: valgrind, python3-grpcio, node/npm, openssl CLI.
+# libyaml, OpenSSL. Test tooling: cmocka, valgrind, python3-grpcio, node/npm,
+# openssl CLI, curl.
 APT_PACKAGES=(
   bazel-bootstrap default-jdk-headless
   gcc clang libclang-rt-14-dev
@@ -16,6 +17,9 @@ APT_PACKAGES=(
   libgrpc-dev grpc-proto
   libjemalloc-dev libmicrohttpd-dev libjansson-dev libyaml-dev libssl-dev
   libcmocka-dev openssl valgrind python3-grpcio curl
+  # keel-store: nanopb WAL records; etcd 3.4 as the peer and etcdctl as a client;
+  # etcd's own .proto files to check our subset against.
+  nanopb libnanopb-dev etcd-server etcd-client golang-etcd-server-dev
 )
 # The machine image may ship Node.js (with npm bundled) from elsewhere, which
 # conflicts with Debian's npm package: only ask apt for them when node is absent.

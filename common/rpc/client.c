@@ -550,6 +550,7 @@ struct rpc_stream {
   atomic_int refs;
   rpc_sendq queue;
   bool send_in_flight;
+  bool want_writable; /* a write hit -ENOBUFS: tell the producer when there is room */
   bool close_send_requested;
   bool close_send_started;
   bool status_received;
@@ -725,8 +726,12 @@ int rpc_stream_write(rpc_stream *s, const ProtobufCMessage *message) {
   int rc = 0;
   if (s->close_send_requested || s->cancelled || s->status_received) rc = -EPIPE;
   else if ((int64_t)size > s->ch->opts.max_message_bytes) rc = -EINVAL;
-  else if (!rpc_sendq_push(&s->queue, bb, size)) rc = -ENOBUFS;
-  else bb = NULL;
+  else if (!rpc_sendq_push(&s->queue, bb, size)) {
+    rc = -ENOBUFS;
+    s->want_writable = true;
+  } else {
+    bb = NULL;
+  }
   if (rc == 0) stream_pump_locked(s);
   pthread_mutex_unlock(&s->mu);
   if (bb) grpc_byte_buffer_destroy(bb);
@@ -772,9 +777,19 @@ static void on_stream_event(rpc_stream *s, rpc_tag *tag, bool ok) {
       grpc_byte_buffer_destroy(s->start_message);
       s->start_message = NULL;
     }
-    if (ok) stream_pump_locked(s);
-    else rpc_sendq_clear(&s->queue);
+    bool writable = false;
+    if (ok) {
+      stream_pump_locked(s);
+      if (s->want_writable && s->queue.count <= s->queue.max_messages / 2 && !s->cancelled &&
+          !s->status_received) {
+        s->want_writable = false;
+        writable = s->cb.on_writable != NULL;
+      }
+    } else {
+      rpc_sendq_clear(&s->queue);
+    }
     pthread_mutex_unlock(&s->mu);
+    if (writable) s->cb.on_writable(s, s->arg);
   } else if (tag == &s->status_tag) {
     pthread_mutex_lock(&s->mu);
     s->status_received = true;

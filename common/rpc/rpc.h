@@ -202,6 +202,11 @@ rpc_server *rpc_call_server(const rpc_call *call);
 const char *rpc_call_metadata(const rpc_call *call, const char *key, size_t *len);
 /* Milliseconds until the client's deadline; INT64_MAX when none. */
 int64_t rpc_call_remaining_ms(const rpc_call *call);
+/* True when the deadline has passed, or is so close that a cancel arriving now is
+ * the client's own deadline firing: the client's clock runs ahead of the
+ * server's copy of the deadline by the propagation delay (RPC_DEADLINE_SLACK_MS). */
+#define RPC_DEADLINE_SLACK_MS 50
+bool rpc_call_deadline_passed(const rpc_call *call);
 /* "ipv4:127.0.0.1:5555", "unix:..."; malloc'ed, caller frees. */
 char *rpc_call_peer(const rpc_call *call);
 /* A property of the peer's authenticated identity, e.g. "x509_common_name" for the
@@ -317,6 +322,9 @@ typedef struct rpc_stream_callbacks {
   void (*on_message)(rpc_stream *s, const ProtobufCMessage *message, void *arg);
   /* Once, last: the final status. The stream stays valid until rpc_stream_release. */
   void (*on_close)(rpc_stream *s, const rpc_status *st, void *arg);
+  /* Optional: after rpc_stream_write failed with -ENOBUFS, runs once the queue has
+   * drained below half, so a producer can resume without polling. */
+  void (*on_writable)(rpc_stream *s, void *arg);
 } rpc_stream_callbacks;
 
 /* Starts a stream. For RPC_SERVER_STREAMING, `request` is the one request and the
@@ -327,8 +335,9 @@ rpc_stream *rpc_stream_start(rpc_channel *ch, const char *method, rpc_kind kind,
                              const ProtobufCMessageDescriptor *response_desc,
                              const rpc_call_options *opts, const rpc_stream_callbacks *cb,
                              void *arg, keel_error *err);
-/* Queues a message (bounded like server streams; -ENOBUFS when full, -EPIPE after
- * close/cancel). Thread-safe. */
+/* Queues a message (bounded like server streams: 1024 messages or 4 MiB; -ENOBUFS
+ * when full, then on_writable runs when there is room; -EPIPE after close or
+ * cancel). Thread-safe. */
 int rpc_stream_write(rpc_stream *s, const ProtobufCMessage *message);
 /* Half-close after queued writes. */
 int rpc_stream_close_send(rpc_stream *s);

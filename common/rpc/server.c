@@ -549,6 +549,10 @@ int64_t rpc_call_remaining_ms(const rpc_call *c) {
   return gpr_time_to_millis(left);
 }
 
+bool rpc_call_deadline_passed(const rpc_call *c) {
+  return rpc_call_remaining_ms(c) <= RPC_DEADLINE_SLACK_MS;
+}
+
 char *rpc_call_peer(const rpc_call *c) {
   char *p = grpc_call_get_peer(c->call);
   char *out = p ? strdup(p) : NULL;
@@ -941,8 +945,8 @@ static void on_recv_close(rpc_call *c, bool ok) {
     rpc_sendq_clear(&c->queue);
     c->want_writable = false;
     c->cancelled = true;
-    record_handled(c, rpc_call_remaining_ms(c) <= 0 ? GRPC_STATUS_DEADLINE_EXCEEDED
-                                                     : GRPC_STATUS_CANCELLED);
+    record_handled(c, rpc_call_deadline_passed(c) ? GRPC_STATUS_DEADLINE_EXCEEDED
+                                                   : GRPC_STATUS_CANCELLED);
   }
   pthread_mutex_unlock(&c->mu);
   fire_cancel(c);

@@ -29,7 +29,7 @@ void echo_service_destroy(echo_service *svc) { free(svc); }
 
 static void count_cancel(echo_service *svc, rpc_call *call) {
   atomic_fetch_add(&svc->cancelled_calls, 1);
-  if (rpc_call_remaining_ms(call) <= 0) atomic_fetch_add(&svc->deadline_exceeded_calls, 1);
+  if (rpc_call_deadline_passed(call)) atomic_fetch_add(&svc->deadline_exceeded_calls, 1);
 }
 
 /* Request metadata "x-echo" comes back in initial and trailing metadata. */
