@@ -115,7 +115,7 @@ typedef struct rpc_method_handler {
 typedef enum { RPC_SLOW_CLOSE = 0, RPC_SLOW_REJECT = 1 } rpc_slow_policy;
 
 typedef struct rpc_server_options {
-  int cq_threads;                 /* completion queues / polling threads; default 2 */
+  int cq_threads;                 /* completion queues / polling threads; default half the cores, 1..4 */
   int64_t max_message_bytes;      /* receive and send limit; default 4 MiB */
   int requests_per_method;        /* outstanding accepts per method per CQ; default 8 */
   int stream_queue_messages;      /* per-stream send queue bound; default 1024 */

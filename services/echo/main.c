@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
   char *http_listen = "127.0.0.1:0";
   char *ready_file = NULL;
   char *level_name = "info", *format_name = "text";
-  int64_t threads = 2;
+  int64_t threads = 0;
   int64_t max_message_bytes = 4 << 20;
   int64_t shutdown_grace_ms = 1500;
   const flag_def defs[] = {
@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
       FLAG_STRING("tls-client-ca", &tls_client_ca,
                   "PEM CA: require client certificates signed by it (mutual TLS)"),
       FLAG_STRING("http-listen", &http_listen, "address for /metrics and /healthz (\"\" disables)"),
-      FLAG_INT("threads", &threads, "completion-queue threads"),
+      FLAG_INT("threads", &threads, "completion-queue threads (0: half the cores, 1..4)"),
       FLAG_BYTES("max-message-bytes", &max_message_bytes, "largest message received or sent"),
       FLAG_DURATION("shutdown-grace", &shutdown_grace_ms,
                     "how long in-flight calls may finish after SIGTERM"),
@@ -70,8 +70,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "keel-echo: --tls-cert and --tls-key go together; --tls-client-ca needs them\n");
     return 2;
   }
-  if (threads < 1 || threads > 64) {
-    fprintf(stderr, "keel-echo: flag --threads: must be 1..64, got %lld\n", (long long)threads);
+  if (threads < 0 || threads > 64) {
+    fprintf(stderr, "keel-echo: flag --threads: must be 0..64, got %lld\n", (long long)threads);
     return 2;
   }
 
