@@ -116,7 +116,8 @@ typedef enum { RPC_SLOW_CLOSE = 0, RPC_SLOW_REJECT = 1 } rpc_slow_policy;
 
 typedef struct rpc_server_options {
   int cq_threads;                 /* completion queues / polling threads; default half the cores, 1..4 */
-  int64_t max_message_bytes;      /* receive and send limit; default 4 MiB */
+  int64_t max_message_bytes;      /* receive limit (and send limit unless set below); default 4 MiB */
+  int64_t max_send_message_bytes; /* send limit; 0 = max_message_bytes, -1 = none (2 GiB, gRPC's own) */
   int requests_per_method;        /* outstanding accepts per method per CQ; default 8 */
   int stream_queue_messages;      /* per-stream send queue bound; default 1024 */
   int64_t stream_queue_bytes;     /* per-stream send queue bound; default 4 MiB */

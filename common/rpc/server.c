@@ -33,6 +33,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,9 @@ static void apply_defaults(rpc_server_options *o) {
     o->cq_threads = cores >= 8 ? 4 : cores >= 4 ? (int)(cores / 2) : 1;
   }
   if (o->max_message_bytes <= 0) o->max_message_bytes = RPC_DEFAULT_MAX_MESSAGE_BYTES;
+  if (o->max_send_message_bytes == 0) o->max_send_message_bytes = o->max_message_bytes;
+  if (o->max_send_message_bytes < 0 || o->max_send_message_bytes > INT32_MAX)
+    o->max_send_message_bytes = INT32_MAX;
   if (o->requests_per_method <= 0) o->requests_per_method = 8;
   if (o->stream_queue_messages <= 0) o->stream_queue_messages = 1024;
   if (o->stream_queue_bytes <= 0) o->stream_queue_bytes = 4 * 1024 * 1024;
@@ -242,7 +246,7 @@ rpc_server *rpc_server_create(const rpc_server_options *opts, keel_error *err) {
   args[0].value.integer = (int)srv->opts.max_message_bytes;
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-  args[1].value.integer = (int)srv->opts.max_message_bytes;
+  args[1].value.integer = (int)srv->opts.max_send_message_bytes;
   /* Two servers must never share a port by accident (tests pick port 0). */
   args[2].type = GRPC_ARG_INTEGER;
   args[2].key = GRPC_ARG_ALLOW_REUSEPORT;
@@ -857,13 +861,13 @@ int rpc_call_reply(rpc_call *c, const ProtobufCMessage *response) {
   int rc;
   if (c->cancelled) rc = -ECANCELED;
   else if (c->finish_requested) rc = -EALREADY;
-  else if ((int64_t)size > c->srv->opts.max_message_bytes) {
+  else if ((int64_t)size > c->srv->opts.max_send_message_bytes) {
     rc = 0;
     grpc_byte_buffer_destroy(bb);
     bb = NULL;
     char *m = NULL;
     if (asprintf(&m, "response of %zu bytes exceeds the %lld-byte limit", size,
-                 (long long)c->srv->opts.max_message_bytes) < 0)
+                 (long long)c->srv->opts.max_send_message_bytes) < 0)
       m = NULL;
     finish_locked(c, GRPC_STATUS_RESOURCE_EXHAUSTED, m, NULL, 0, true);
   } else {
@@ -880,7 +884,7 @@ int rpc_call_reply(rpc_call *c, const ProtobufCMessage *response) {
 int rpc_call_send(rpc_call *c, const ProtobufCMessage *message) {
   size_t size;
   grpc_byte_buffer *bb = rpc_codec_encode(message, &size);
-  if ((int64_t)size > c->srv->opts.max_message_bytes) {
+  if ((int64_t)size > c->srv->opts.max_send_message_bytes) {
     grpc_byte_buffer_destroy(bb);
     return -EINVAL;
   }

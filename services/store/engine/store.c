@@ -1,0 +1,1064 @@
+/* services/store/engine/store.c — see store.h.
+ *
+ * Threads: callers submit; one apply thread owns every change to the kv (under
+ * the write lock) and hands WAL records to the WAL; the WAL's writer thread
+ * group-commits them and runs wal_done, which publishes the revision and
+ * completes the requests in order. Readers take the read lock.
+ *
+ * Ordering: WAL completions arrive in index order, and the apply thread
+ * appends in apply order, so the published revision only moves forward and a
+ * reply never overtakes an earlier write. A request that wrote nothing waits
+ * for the newest record appended before it was applied (it may have read that
+ * record's effects); with nothing pending it completes at once. */
+#include "services/store/engine/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log/log.h"
+#include "services/store/lease/lessor.h"
+#include "services/store/wal/record.h"
+#include "services/store/wal/wal.h"
+
+typedef enum { OP_PUT, OP_DELETE_RANGE, OP_TXN, OP_COMPACT, OP_LEASE_GRANT, OP_LEASE_REVOKE } op_kind;
+
+typedef struct store_op {
+  struct store_op *next;
+  struct store *store;
+  op_kind kind;
+  ProtobufCMessage *req; /* owned copy */
+  store_done_fn done;
+  void *arg;
+  /* Filled by the apply thread. */
+  ProtobufCMessage *resp;
+  kv_error err;
+  bool failed;
+  int64_t revision;  /* header revision */
+  uint8_t *payload;  /* WAL record bytes (owned until durable) */
+  store_event_batch *events; /* for watchers, delivered once durable */
+  uint64_t wait_index; /* read-only ops: complete once this index is durable */
+} store_op;
+
+struct store {
+  store_options opts;
+  char *data_dir;
+  kv *kv;
+  pthread_rwlock_t lock; /* kv */
+  wal *wal;
+
+  pthread_mutex_t mu; /* the apply queue and the waiter list */
+  pthread_cond_t cond;
+  store_op *head, *tail;
+  int queued;
+  bool closing;
+  pthread_t apply_thread;
+  bool apply_started;
+
+  /* Read-only ops waiting for an index to become durable (FIFO, by index). */
+  store_op *wait_head, *wait_tail;
+  uint64_t last_appended;  /* newest WAL index handed out (apply thread) */
+  atomic_uint_fast64_t durable_index;
+  atomic_int_fast64_t published;
+  atomic_int failed_errno;
+  uint64_t raft_term;
+
+  store_event_fn sink;
+  void *sink_arg;
+  const _Atomic bool *want_prev;
+
+  /* Leases: lease_mu guards the lessor (the apply thread takes it inside the kv
+   * write lock through the kv's lease hooks; keepalives take only lease_mu). */
+  pthread_mutex_t lease_mu;
+  lessor *leases;
+  pthread_t lease_thread;
+  bool lease_started;
+  int64_t *revoking; /* expired ids with a revoke in the pipeline */
+  size_t nrevoking, caprevoking;
+};
+
+const char STORE_ERR_LEASE_EXISTS[] = "etcdserver: lease already exists";
+const char STORE_ERR_LEASE_TTL[] = "etcdserver: too large lease TTL";
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* kv lease hooks: called on the apply thread (and in recovery) under the kv lock. */
+static bool hook_exists(void *arg, int64_t id) {
+  store *s = arg;
+  pthread_mutex_lock(&s->lease_mu);
+  bool e = lessor_exists(s->leases, id);
+  pthread_mutex_unlock(&s->lease_mu);
+  return e;
+}
+static void hook_attach(void *arg, int64_t id, const uint8_t *key, size_t keylen) {
+  store *s = arg;
+  pthread_mutex_lock(&s->lease_mu);
+  lessor_attach(s->leases, id, key, keylen);
+  pthread_mutex_unlock(&s->lease_mu);
+}
+static void hook_detach(void *arg, int64_t id, const uint8_t *key, size_t keylen) {
+  store *s = arg;
+  pthread_mutex_lock(&s->lease_mu);
+  lessor_detach(s->leases, id, key, keylen);
+  pthread_mutex_unlock(&s->lease_mu);
+}
+
+/* ------------------------------------------------------------------ copies */
+
+static ProtobufCMessage *copy_message(const ProtobufCMessage *m) {
+  size_t n = protobuf_c_message_get_packed_size(m);
+  uint8_t *buf = malloc(n ? n : 1);
+  if (!buf) return NULL;
+  protobuf_c_message_pack(m, buf);
+  ProtobufCMessage *c = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
+  free(buf);
+  return c;
+}
+
+static uint64_t id_from_name(const char *name, uint64_t salt) {
+  /* FNV-1a: stable ids from the member name, so restarts keep them. */
+  uint64_t h = 1469598103934665603ull ^ salt;
+  for (const char *p = name; *p; p++) {
+    h ^= (uint8_t)*p;
+    h *= 1099511628211ull;
+  }
+  return h ? h : 1;
+}
+
+/* ------------------------------------------------------------------ recovery */
+
+typedef struct replay_ctx {
+  store *s;
+  int64_t txn_rev;
+  int64_t pending_revoke;
+  keel_error *err;
+} replay_ctx;
+
+static int replay_txn(void *arg, int64_t revision, size_t nchanges, int64_t revoke_lease) {
+  (void)nchanges;
+  replay_ctx *rc = arg;
+  rc->txn_rev = revision;
+  rc->pending_revoke = revoke_lease;
+  return 0;
+}
+
+static int replay_change(void *arg, int64_t revision, size_t sub, const store_change *ch) {
+  replay_ctx *rc = arg;
+  int r = kv_replay(rc->s->kv, (mvcc_revision){revision, (int64_t)sub}, ch->type == STORE_CHANGE_DELETE,
+                    ch->key.data, ch->key.len, ch->value.data, ch->value.len, ch->lease);
+  if (r < 0)
+    return keel_error_set(rc->err, -r, "replay revision %lld.%zu: the log does not follow from the state",
+                          (long long)revision, sub);
+  return 0;
+}
+
+static int replay_compact(void *arg, int64_t revision) {
+  replay_ctx *rc = arg;
+  kv_compact(rc->s->kv, revision);
+  return 0;
+}
+
+static int replay_lease_grant(void *arg, int64_t id, int64_t ttl) {
+  replay_ctx *rc = arg;
+  int r = lessor_grant(rc->s->leases, id, ttl, now_ms());
+  return r == -EEXIST ? 0 : r;
+}
+
+static int replay_lease_revoke(void *arg, int64_t id) {
+  replay_ctx *rc = arg;
+  int r = lessor_revoke(rc->s->leases, id, NULL);
+  return r == -ENOENT ? 0 : r;
+}
+
+/* A txn's revoke_lease is applied after its changes (the key deletions). */
+static int replay_txn_end(replay_ctx *rc) {
+  if (rc->pending_revoke) {
+    lessor_revoke(rc->s->leases, rc->pending_revoke, NULL);
+    rc->pending_revoke = 0;
+  }
+  return 0;
+}
+
+static int replay_record(void *arg, uint64_t index, const uint8_t *payload, size_t len) {
+  (void)index;
+  replay_ctx *rc = arg;
+  static const store_record_visitor v = {.txn = replay_txn,
+                                         .change = replay_change,
+                                         .compact = replay_compact,
+                                         .lease_grant = replay_lease_grant,
+                                         .lease_revoke = replay_lease_revoke};
+  int r = store_record_decode(payload, len, &v, rc, rc->err);
+  if (r == 0) replay_txn_end(rc);
+  return r;
+}
+
+/* ------------------------------------------------------------------ completion */
+
+static void complete(store *s, store_op *op) {
+  if (!op->failed) {
+    /* The header belongs to the response's first field for every kind here. */
+    Etcdserverpb__ResponseHeader *h = malloc(sizeof(*h));
+    if (h) {
+      etcdserverpb__response_header__init(h);
+      store_fill_header(s, h);
+      h->revision = op->revision;
+      switch (op->kind) {
+        case OP_PUT: ((Etcdserverpb__PutResponse *)op->resp)->header = h; break;
+        case OP_DELETE_RANGE: ((Etcdserverpb__DeleteRangeResponse *)op->resp)->header = h; break;
+        case OP_TXN: ((Etcdserverpb__TxnResponse *)op->resp)->header = h; break;
+        case OP_COMPACT: ((Etcdserverpb__CompactionResponse *)op->resp)->header = h; break;
+        case OP_LEASE_GRANT: ((Etcdserverpb__LeaseGrantResponse *)op->resp)->header = h; break;
+        case OP_LEASE_REVOKE: ((Etcdserverpb__LeaseRevokeResponse *)op->resp)->header = h; break;
+      }
+    }
+    if (op->done) op->done(op->arg, NULL, op->resp);
+    else protobuf_c_message_free_unpacked(op->resp, NULL);
+  } else {
+    if (op->resp) protobuf_c_message_free_unpacked(op->resp, NULL);
+    if (op->done) op->done(op->arg, &op->err, NULL);
+  }
+  if (op->kind == OP_LEASE_REVOKE && !op->done) {
+    /* An expiry revoke finished: the id may be reported as expired again. */
+    int64_t id = ((const Etcdserverpb__LeaseRevokeRequest *)op->req)->id;
+    pthread_mutex_lock(&s->lease_mu);
+    for (size_t i = 0; i < s->nrevoking; i++)
+      if (s->revoking[i] == id) {
+        s->revoking[i] = s->revoking[--s->nrevoking];
+        break;
+      }
+    pthread_mutex_unlock(&s->lease_mu);
+  }
+  protobuf_c_message_free_unpacked(op->req, NULL);
+  free(op->payload);
+  store_event_batch_free(op->events);
+  free(op);
+}
+
+static void fail_op(store_op *op, grpc_status_code code, const char *message) {
+  op->failed = true;
+  op->err.code = code;
+  op->err.message = message;
+}
+
+/* Completes read-only ops whose index is durable now. */
+static void release_waiters(store *s, uint64_t durable) {
+  store_op *ready = NULL, **tail = &ready;
+  pthread_mutex_lock(&s->mu);
+  while (s->wait_head && s->wait_head->wait_index <= durable) {
+    store_op *op = s->wait_head;
+    s->wait_head = op->next;
+    if (!s->wait_head) s->wait_tail = NULL;
+    op->next = NULL;
+    *tail = op;
+    tail = &op->next;
+  }
+  pthread_mutex_unlock(&s->mu);
+  while (ready) {
+    store_op *op = ready;
+    ready = op->next;
+    complete(s, op);
+  }
+}
+
+static const char STORAGE_FAILURE[] =
+    "etcdserver: storage failure: the write-ahead log failed; restart keel-store";
+
+/* WAL writer thread, in index order: the record is durable (or the log failed). */
+static void wal_done(void *arg, uint64_t index, int status) {
+  store_op *op = arg;
+  store *s = op->store;
+  if (status < 0) {
+    atomic_store(&s->failed_errno, -status);
+    fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
+  } else {
+    atomic_store(&s->durable_index, index);
+    if (op->revision > atomic_load(&s->published)) atomic_store(&s->published, op->revision);
+    if (op->events && s->sink) s->sink(s->sink_arg, op->events);
+  }
+  complete(s, op);
+  release_waiters(s, status < 0 ? UINT64_MAX : index);
+}
+
+/* ------------------------------------------------------------------ apply */
+
+/* Encodes the write's changes as one WAL record into op->payload. */
+static int encode_record(const kv_write *w, int64_t revision, store_op *op) {
+  store_change stack[16];
+  store_change *changes = w->nchanges <= 16 ? stack : malloc(w->nchanges * sizeof(*changes));
+  if (!changes) return -ENOMEM;
+  for (size_t i = 0; i < w->nchanges; i++) {
+    const kv_record *rec = w->changes[i].rec;
+    changes[i].type = w->changes[i].is_delete ? STORE_CHANGE_DELETE : STORE_CHANGE_PUT;
+    changes[i].key = (store_slice){kv_record_key(rec), rec->key_len};
+    changes[i].value = (store_slice){kv_record_value(rec), rec->value_len};
+    changes[i].lease = rec->lease;
+  }
+  store_record r = {.kind = STORE_RECORD_TXN,
+                    .txn = {.revision = revision, .changes = changes, .nchanges = w->nchanges}};
+  size_t size = 0, len = 0;
+  int rc = store_record_encoded_size(&r, &size);
+  if (rc == 0) {
+    op->payload = malloc(size ? size : 1);
+    rc = op->payload ? store_record_encode(&r, op->payload, size, &len) : -ENOMEM;
+  }
+  if (changes != stack) free(changes);
+  return rc < 0 ? rc : (int)len;
+}
+
+static int encode_compact(int64_t revision, store_op *op) {
+  store_record r = {.kind = STORE_RECORD_COMPACT, .compact = {.revision = revision}};
+  size_t size = 0, len = 0;
+  int rc = store_record_encoded_size(&r, &size);
+  if (rc < 0) return rc;
+  op->payload = malloc(size);
+  if (!op->payload) return -ENOMEM;
+  rc = store_record_encode(&r, op->payload, size, &len);
+  return rc < 0 ? rc : (int)len;
+}
+
+/* ------------------------------------------------------------------ events */
+
+static int fill_event(store *s, store_event *e, bool is_delete, mvcc_revision rev, const kv_record *rec,
+                      bool with_prev) {
+  memset(e, 0, sizeof(*e));
+  e->is_delete = is_delete;
+  e->rev = rev;
+  e->keylen = rec->key_len;
+  e->key = malloc(rec->key_len ? rec->key_len : 1);
+  if (!e->key) return -ENOMEM;
+  memcpy(e->key, kv_record_key(rec), rec->key_len);
+  if (!is_delete) {
+    e->valuelen = rec->value_len;
+    e->value = malloc(rec->value_len ? rec->value_len : 1);
+    if (!e->value) return -ENOMEM;
+    memcpy(e->value, kv_record_value(rec), rec->value_len);
+    e->create_revision = rec->create_revision;
+    e->version = rec->version;
+    e->lease = rec->lease;
+  }
+  if (with_prev) {
+    /* The key's version just before this revision (changes of one revision
+     * never touch a key twice, etcd refuses duplicate keys in a txn). */
+    mvcc_revision pm;
+    const kv_record *prev = kv_live(s->kv, kv_record_key(rec), rec->key_len, rev.main - 1, &pm);
+    if (prev) {
+      e->has_prev = true;
+      e->prev_valuelen = prev->value_len;
+      e->prev_value = malloc(prev->value_len ? prev->value_len : 1);
+      if (!e->prev_value) return -ENOMEM;
+      memcpy(e->prev_value, kv_record_value(prev), prev->value_len);
+      e->prev_create_revision = prev->create_revision;
+      e->prev_mod_revision = pm.main;
+      e->prev_version = prev->version;
+      e->prev_lease = prev->lease;
+    }
+  }
+  return 0;
+}
+
+static store_event_batch *capture_events(store *s, const kv_write *w, int64_t rev) {
+  store_event_batch *b = calloc(1, sizeof(*b));
+  if (!b) return NULL;
+  b->revision = rev;
+  b->events = calloc(w->nchanges ? w->nchanges : 1, sizeof(*b->events));
+  if (!b->events) {
+    free(b);
+    return NULL;
+  }
+  bool with_prev = s->want_prev && atomic_load(s->want_prev);
+  for (size_t i = 0; i < w->nchanges; i++) {
+    b->n = i + 1;
+    if (fill_event(s, &b->events[i], w->changes[i].is_delete, w->changes[i].rev, w->changes[i].rec,
+                   with_prev) < 0) {
+      store_event_batch_free(b);
+      return NULL;
+    }
+  }
+  return b;
+}
+
+void store_event_batch_free(store_event_batch *b) {
+  if (!b) return;
+  for (size_t i = 0; i < b->n; i++) {
+    free(b->events[i].key);
+    free(b->events[i].value);
+    free(b->events[i].prev_value);
+  }
+  free(b->events);
+  free(b);
+}
+
+static uint8_t *dup_bytes(const uint8_t *p, size_t n) {
+  uint8_t *d = malloc(n ? n : 1);
+  if (d && n) memcpy(d, p, n);
+  return d;
+}
+
+store_event_batch *store_event_batch_copy(const store_event_batch *b) {
+  store_event_batch *c = calloc(1, sizeof(*c));
+  if (!c) return NULL;
+  c->revision = b->revision;
+  c->events = calloc(b->n ? b->n : 1, sizeof(*c->events));
+  if (!c->events) {
+    free(c);
+    return NULL;
+  }
+  for (size_t i = 0; i < b->n; i++) {
+    store_event *e = &c->events[i];
+    *e = b->events[i];
+    e->key = dup_bytes(b->events[i].key, b->events[i].keylen);
+    e->value = b->events[i].value ? dup_bytes(b->events[i].value, b->events[i].valuelen) : NULL;
+    e->prev_value = b->events[i].has_prev ? dup_bytes(b->events[i].prev_value, b->events[i].prev_valuelen) : NULL;
+    c->n = i + 1;
+    if (!e->key || (b->events[i].value && !e->value) || (b->events[i].has_prev && !e->prev_value)) {
+      store_event_batch_free(c);
+      return NULL;
+    }
+  }
+  return c;
+}
+
+void store_set_event_sink(store *s, store_event_fn fn, void *arg, const _Atomic bool *want_prev) {
+  pthread_rwlock_wrlock(&s->lock);
+  s->sink = fn;
+  s->sink_arg = arg;
+  s->want_prev = want_prev;
+  pthread_rwlock_unlock(&s->lock);
+}
+
+typedef struct history_ctx {
+  store *s;
+  const uint8_t *key, *end;
+  size_t keylen, endlen;
+  bool with_prev;
+  store_event_fn fn;
+  void *arg;
+  store_event_batch batch; /* the revision being gathered */
+  size_t cap;
+  int rc;
+} history_ctx;
+
+static void batch_clear(store_event_batch *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    free(b->events[i].key);
+    free(b->events[i].value);
+    free(b->events[i].prev_value);
+  }
+  b->n = 0;
+}
+
+static int history_flush(history_ctx *h) {
+  if (h->batch.n) h->fn(h->arg, &h->batch);
+  batch_clear(&h->batch);
+  return 0;
+}
+
+static int history_visit(void *arg, mvcc_revision rev, const kv_record *rec) {
+  history_ctx *h = arg;
+  if (!kv_in_range(kv_record_key(rec), rec->key_len, h->key, h->keylen, h->end, h->endlen)) return 0;
+  if (h->batch.n && h->batch.revision != rev.main) history_flush(h);
+  h->batch.revision = rev.main;
+  if (h->batch.n == h->cap) {
+    size_t ncap = h->cap ? h->cap * 2 : 8;
+    store_event *p = realloc(h->batch.events, ncap * sizeof(*p));
+    if (!p) return h->rc = -ENOMEM;
+    h->batch.events = p;
+    h->cap = ncap;
+  }
+  int rc = fill_event(h->s, &h->batch.events[h->batch.n], rec->tombstone, rev, rec, h->with_prev);
+  h->batch.n++;
+  return rc < 0 ? (h->rc = rc) : 0;
+}
+
+int store_history(store *s, const uint8_t *key, size_t keylen, const uint8_t *end, size_t endlen,
+                  int64_t from_rev, int64_t to_rev, bool with_prev, store_event_fn fn, void *arg,
+                  kv_error *err) {
+  pthread_rwlock_rdlock(&s->lock);
+  int64_t published = atomic_load(&s->published);
+  if (to_rev <= 0 || to_rev > published) to_rev = published;
+  /* etcd: a start below the compacted revision is compacted; at it, still served. */
+  if (from_rev > 0 && from_rev < kv_compact_rev(s->kv)) {
+    pthread_rwlock_unlock(&s->lock);
+    err->code = GRPC_STATUS_OUT_OF_RANGE;
+    err->message = KV_ERR_COMPACTED;
+    return -1;
+  }
+  history_ctx h = {.s = s, .key = key, .keylen = keylen, .end = end, .endlen = endlen,
+                   .with_prev = with_prev, .fn = fn, .arg = arg};
+  revstore_each(kv_revstore(s->kv), from_rev - 1, to_rev, history_visit, &h);
+  if (h.rc == 0) history_flush(&h);
+  batch_clear(&h.batch);
+  free(h.batch.events);
+  pthread_rwlock_unlock(&s->lock);
+  if (h.rc < 0) {
+    err->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+    err->message = "etcdserver: out of memory";
+    return -1;
+  }
+  return 0;
+}
+
+static int encode_simple(const store_record *r, store_op *op) {
+  size_t size = 0, len = 0;
+  int rc = store_record_encoded_size(r, &size);
+  if (rc < 0) return rc;
+  op->payload = malloc(size ? size : 1);
+  if (!op->payload) return -ENOMEM;
+  rc = store_record_encode(r, op->payload, size, &len);
+  return rc < 0 ? rc : (int)len;
+}
+
+/* Encodes a revoke: its key deletions and the lease in one Txn record, or a
+ * LeaseRevoke record when it had no keys (no revision then, as etcd). */
+static int encode_revoke(const kv_write *w, int64_t revision, int64_t id, store_op *op) {
+  if (!revision) {
+    store_record r = {.kind = STORE_RECORD_LEASE_REVOKE, .lease_revoke = {.id = id}};
+    return encode_simple(&r, op);
+  }
+  store_change stack[16];
+  store_change *changes = w->nchanges <= 16 ? stack : malloc(w->nchanges * sizeof(*changes));
+  if (!changes) return -ENOMEM;
+  for (size_t i = 0; i < w->nchanges; i++) {
+    const kv_record *rec = w->changes[i].rec;
+    changes[i] = (store_change){.type = STORE_CHANGE_DELETE,
+                                .key = {kv_record_key(rec), rec->key_len}};
+  }
+  store_record r = {.kind = STORE_RECORD_TXN,
+                    .txn = {.revision = revision, .changes = changes, .nchanges = w->nchanges,
+                            .revoke_lease = id}};
+  int len = encode_simple(&r, op);
+  if (changes != stack) free(changes);
+  return len;
+}
+
+/* Applies one op under the write lock; returns the WAL payload length (0: no
+ * record) or a negative errno for a storage-level failure. */
+static int apply_one(store *s, store_op *op) {
+  kv_write w;
+  int len = 0;
+  pthread_rwlock_wrlock(&s->lock);
+  kv_write_begin(s->kv, &w);
+  int rc = 0;
+  switch (op->kind) {
+    case OP_PUT: {
+      Etcdserverpb__PutResponse *r = malloc(sizeof(*r));
+      op->resp = &r->base;
+      rc = r ? kv_put(&w, (const Etcdserverpb__PutRequest *)op->req, r, &op->err) : -1;
+      break;
+    }
+    case OP_DELETE_RANGE: {
+      Etcdserverpb__DeleteRangeResponse *r = malloc(sizeof(*r));
+      op->resp = &r->base;
+      rc = r ? kv_delete_range(&w, (const Etcdserverpb__DeleteRangeRequest *)op->req, r, &op->err) : -1;
+      break;
+    }
+    case OP_TXN: {
+      Etcdserverpb__TxnResponse *r = malloc(sizeof(*r));
+      op->resp = &r->base;
+      rc = r ? kv_txn(&w, (const Etcdserverpb__TxnRequest *)op->req, r, &op->err) : -1;
+      break;
+    }
+    case OP_LEASE_GRANT: {
+      Etcdserverpb__LeaseGrantResponse *r = malloc(sizeof(*r));
+      op->resp = &r->base;
+      if (!r) {
+        rc = -1;
+        break;
+      }
+      etcdserverpb__lease_grant_response__init(r);
+      const Etcdserverpb__LeaseGrantRequest *req = (const Etcdserverpb__LeaseGrantRequest *)op->req;
+      pthread_mutex_lock(&s->lease_mu);
+      int64_t id = req->id ? req->id : lessor_next_id(s->leases);
+      int64_t ttl = req->ttl < LESSOR_MIN_TTL ? LESSOR_MIN_TTL : req->ttl;
+      int g = lessor_grant(s->leases, id, ttl, now_ms());
+      pthread_mutex_unlock(&s->lease_mu);
+      if (g == -EEXIST) {
+        rc = -1;
+        op->err = (kv_error){GRPC_STATUS_FAILED_PRECONDITION, STORE_ERR_LEASE_EXISTS};
+      } else if (g == -ERANGE) {
+        rc = -1;
+        op->err = (kv_error){GRPC_STATUS_OUT_OF_RANGE, STORE_ERR_LEASE_TTL};
+      } else if (g < 0) {
+        rc = -1;
+        op->err = (kv_error){GRPC_STATUS_INVALID_ARGUMENT, "etcdserver: invalid lease"};
+      } else {
+        r->id = id;
+        r->ttl = ttl;
+        store_record rec = {.kind = STORE_RECORD_LEASE_GRANT, .lease_grant = {.id = id, .ttl = ttl}};
+        len = encode_simple(&rec, op);
+      }
+      break;
+    }
+    case OP_LEASE_REVOKE: {
+      Etcdserverpb__LeaseRevokeResponse *r = malloc(sizeof(*r));
+      op->resp = &r->base;
+      if (!r) {
+        rc = -1;
+        break;
+      }
+      etcdserverpb__lease_revoke_response__init(r);
+      int64_t id = ((const Etcdserverpb__LeaseRevokeRequest *)op->req)->id;
+      lessor_keys keys = {0};
+      pthread_mutex_lock(&s->lease_mu);
+      int v = lessor_revoke(s->leases, id, &keys);
+      pthread_mutex_unlock(&s->lease_mu);
+      if (v < 0) {
+        rc = -1;
+        op->err = (kv_error){GRPC_STATUS_NOT_FOUND, KV_ERR_LEASE_NOT_FOUND};
+        break;
+      }
+      const uint8_t **kp = malloc((keys.n ? keys.n : 1) * sizeof(*kp));
+      size_t *kl = malloc((keys.n ? keys.n : 1) * sizeof(*kl));
+      if (!kp || !kl) {
+        free(kp);
+        free(kl);
+        lessor_keys_free(&keys);
+        len = -ENOMEM;
+        break;
+      }
+      for (size_t i = 0; i < keys.n; i++) {
+        kp[i] = keys.keys[i].key;
+        kl[i] = keys.keys[i].len;
+      }
+      /* The keys are detached already; deleting them must not touch the lessor. */
+      if (kv_delete_keys(&w, kp, kl, keys.n) < 0) len = -ENOMEM;
+      free(kp);
+      free(kl);
+      lessor_keys_free(&keys);
+      if (len < 0) break;
+      int64_t rev = kv_write_commit(&w);
+      op->revision = rev ? rev : kv_rev(s->kv);
+      len = encode_revoke(&w, rev, id, op);
+      if (len >= 0 && rev && s->sink) {
+        op->events = capture_events(s, &w, rev);
+        if (!op->events) len = -ENOMEM;
+      }
+      kv_write_release(&w);
+      pthread_rwlock_unlock(&s->lock);
+      return len;
+    }
+    case OP_COMPACT: {
+      Etcdserverpb__CompactionResponse *r = malloc(sizeof(*r));
+      op->resp = &r->base;
+      if (!r) {
+        rc = -1;
+        break;
+      }
+      etcdserverpb__compaction_response__init(r);
+      const Etcdserverpb__CompactionRequest *req = (const Etcdserverpb__CompactionRequest *)op->req;
+      rc = kv_compact_check(s->kv, req->revision, &op->err);
+      if (rc == 0 && req->revision > 0) {
+        kv_compact(s->kv, req->revision);
+        len = encode_compact(req->revision, op);
+      }
+      break;
+    }
+  }
+  if (!op->resp) {
+    rc = -1;
+    op->err.code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+    op->err.message = "etcdserver: out of memory";
+  }
+  if (rc < 0) {
+    op->failed = true;
+    kv_write_release(&w);
+    pthread_rwlock_unlock(&s->lock);
+    return 0;
+  }
+  int64_t rev = kv_write_commit(&w);
+  op->revision = rev ? rev : kv_rev(s->kv);
+  if (rev) len = encode_record(&w, rev, op);
+  if (rev && s->sink) {
+    op->events = capture_events(s, &w, rev);
+    if (!op->events) len = -ENOMEM;
+  }
+  kv_write_release(&w);
+  pthread_rwlock_unlock(&s->lock);
+  return len;
+}
+
+static void *apply_main(void *arg) {
+  store *s = arg;
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    while (!s->head && !s->closing) pthread_cond_wait(&s->cond, &s->mu);
+    store_op *batch = s->head;
+    s->head = s->tail = NULL;
+    s->queued = 0;
+    bool closing = s->closing;
+    pthread_mutex_unlock(&s->mu);
+    if (!batch && closing) break;
+    while (batch) {
+      store_op *op = batch;
+      batch = op->next;
+      op->next = NULL;
+      op->store = s;
+      int failed = atomic_load(&s->failed_errno);
+      if (failed) {
+        fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
+        complete(s, op);
+        continue;
+      }
+      int len = apply_one(s, op);
+      if (len < 0) {
+        /* The kv changed but the record cannot be written: stop writing. */
+        atomic_store(&s->failed_errno, -len);
+        LOG_ERROR("store: cannot encode a WAL record", "error", log_int(len));
+        fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
+        complete(s, op);
+        continue;
+      }
+      if (len > 0) {
+        int64_t index = wal_append(s->wal, op->payload, (size_t)len, wal_done, op);
+        if (index < 0) {
+          atomic_store(&s->failed_errno, (int)-index);
+          fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
+          complete(s, op);
+          continue;
+        }
+        s->last_appended = (uint64_t)index;
+        continue; /* wal_done completes it */
+      }
+      /* Nothing to log: wait for what it may have read to be durable. */
+      if (op->failed || s->last_appended <= atomic_load(&s->durable_index)) {
+        complete(s, op);
+        continue;
+      }
+      op->wait_index = s->last_appended;
+      pthread_mutex_lock(&s->mu);
+      if (s->wait_tail) s->wait_tail->next = op;
+      else s->wait_head = op;
+      s->wait_tail = op;
+      pthread_mutex_unlock(&s->mu);
+      /* The record may have become durable meanwhile. */
+      release_waiters(s, atomic_load(&s->durable_index));
+    }
+  }
+  return NULL;
+}
+
+static int submit(store *s, op_kind kind, const ProtobufCMessage *req, store_done_fn done, void *arg) {
+  store_op *op = calloc(1, sizeof(*op));
+  if (!op) return -ENOMEM;
+  op->kind = kind;
+  op->req = copy_message(req);
+  op->done = done;
+  op->arg = arg;
+  op->store = s;
+  if (!op->req) {
+    free(op);
+    return -ENOMEM;
+  }
+  pthread_mutex_lock(&s->mu);
+  if (s->closing || s->queued >= s->opts.apply_queue_max) {
+    bool closing = s->closing;
+    pthread_mutex_unlock(&s->mu);
+    protobuf_c_message_free_unpacked(op->req, NULL);
+    free(op);
+    return closing ? -ESHUTDOWN : -EAGAIN;
+  }
+  if (s->tail) s->tail->next = op;
+  else s->head = op;
+  s->tail = op;
+  s->queued++;
+  /* Broadcast: the lease thread sleeps on the same condition. */
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+int store_submit_put(store *s, const Etcdserverpb__PutRequest *req, store_done_fn done, void *arg) {
+  return submit(s, OP_PUT, &req->base, done, arg);
+}
+int store_submit_delete_range(store *s, const Etcdserverpb__DeleteRangeRequest *req,
+                              store_done_fn done, void *arg) {
+  return submit(s, OP_DELETE_RANGE, &req->base, done, arg);
+}
+int store_submit_txn(store *s, const Etcdserverpb__TxnRequest *req, store_done_fn done, void *arg) {
+  return submit(s, OP_TXN, &req->base, done, arg);
+}
+int store_submit_compact(store *s, const Etcdserverpb__CompactionRequest *req, store_done_fn done,
+                         void *arg) {
+  return submit(s, OP_COMPACT, &req->base, done, arg);
+}
+
+int store_submit_lease_grant(store *s, const Etcdserverpb__LeaseGrantRequest *req,
+                             store_done_fn done, void *arg) {
+  return submit(s, OP_LEASE_GRANT, &req->base, done, arg);
+}
+int store_submit_lease_revoke(store *s, const Etcdserverpb__LeaseRevokeRequest *req,
+                              store_done_fn done, void *arg) {
+  return submit(s, OP_LEASE_REVOKE, &req->base, done, arg);
+}
+
+int store_lease_keepalive(store *s, int64_t id, int64_t *ttl) {
+  pthread_mutex_lock(&s->lease_mu);
+  int64_t r = lessor_keepalive(s->leases, id, now_ms());
+  pthread_mutex_unlock(&s->lease_mu);
+  if (r < 0) return -ENOENT;
+  *ttl = r;
+  return 0;
+}
+
+int store_lease_time_to_live(store *s, const Etcdserverpb__LeaseTimeToLiveRequest *req,
+                             Etcdserverpb__LeaseTimeToLiveResponse *out) {
+  etcdserverpb__lease_time_to_live_response__init(out);
+  out->header = malloc(sizeof(*out->header));
+  if (!out->header) return -ENOMEM;
+  etcdserverpb__response_header__init(out->header);
+  store_fill_header(s, out->header);
+  out->id = req->id;
+  lessor_keys keys = {0};
+  int64_t granted = 0, remaining = -1;
+  pthread_mutex_lock(&s->lease_mu);
+  int r = lessor_time_to_live(s->leases, req->id, now_ms(), &granted, &remaining,
+                              req->keys ? &keys : NULL);
+  pthread_mutex_unlock(&s->lease_mu);
+  if (r == -ENOMEM) return -ENOMEM;
+  out->ttl = r < 0 ? -1 : remaining;
+  out->grantedttl = r < 0 ? 0 : granted;
+  if (r == 0 && keys.n) {
+    out->keys = calloc(keys.n, sizeof(*out->keys));
+    if (!out->keys) {
+      lessor_keys_free(&keys);
+      return -ENOMEM;
+    }
+    for (size_t i = 0; i < keys.n; i++) {
+      out->keys[i].data = keys.keys[i].key; /* ownership moves to the response */
+      out->keys[i].len = keys.keys[i].len;
+      keys.keys[i].key = NULL;
+    }
+    out->n_keys = keys.n;
+  }
+  free(keys.keys);
+  return 0;
+}
+
+int store_lease_leases(store *s, Etcdserverpb__LeaseLeasesResponse *out) {
+  etcdserverpb__lease_leases_response__init(out);
+  out->header = malloc(sizeof(*out->header));
+  if (!out->header) return -ENOMEM;
+  etcdserverpb__response_header__init(out->header);
+  store_fill_header(s, out->header);
+  pthread_mutex_lock(&s->lease_mu);
+  size_t n = lessor_count(s->leases);
+  int64_t *ids = malloc((n ? n : 1) * sizeof(*ids));
+  if (ids) n = lessor_list(s->leases, ids, n);
+  pthread_mutex_unlock(&s->lease_mu);
+  if (!ids) return -ENOMEM;
+  out->leases = calloc(n ? n : 1, sizeof(*out->leases));
+  if (!out->leases) {
+    free(ids);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    Etcdserverpb__LeaseStatus *ls = malloc(sizeof(*ls));
+    if (!ls) break;
+    etcdserverpb__lease_status__init(ls);
+    ls->id = ids[i];
+    out->leases[out->n_leases++] = ls;
+  }
+  free(ids);
+  return 0;
+}
+
+/* Revokes expired leases through the pipeline, so their key deletions are
+ * logged and watched like any write. */
+static void *lease_main(void *arg) {
+  store *s = arg;
+  int64_t expired[256];
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    if (!s->closing) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += (long)s->opts.lease_check_ms * 1000000L;
+      ts.tv_sec += ts.tv_nsec / 1000000000L;
+      ts.tv_nsec %= 1000000000L;
+      pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+    }
+    bool closing = s->closing;
+    pthread_mutex_unlock(&s->mu);
+    if (closing) break;
+    size_t n = 0;
+    pthread_mutex_lock(&s->lease_mu);
+    size_t found = lessor_expired(s->leases, now_ms(), expired, 256);
+    for (size_t i = 0; i < found; i++) {
+      bool pending = false;
+      for (size_t k = 0; k < s->nrevoking; k++) pending |= s->revoking[k] == expired[i];
+      if (pending) continue;
+      if (s->nrevoking == s->caprevoking) {
+        size_t ncap = s->caprevoking ? s->caprevoking * 2 : 64;
+        int64_t *p = realloc(s->revoking, ncap * sizeof(*p));
+        if (!p) break;
+        s->revoking = p;
+        s->caprevoking = ncap;
+      }
+      s->revoking[s->nrevoking++] = expired[i];
+      expired[n++] = expired[i];
+    }
+    pthread_mutex_unlock(&s->lease_mu);
+    for (size_t i = 0; i < n; i++) {
+      Etcdserverpb__LeaseRevokeRequest req = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+      req.id = expired[i];
+      if (submit(s, OP_LEASE_REVOKE, &req.base, NULL, NULL) < 0) {
+        pthread_mutex_lock(&s->lease_mu);
+        for (size_t k = 0; k < s->nrevoking; k++)
+          if (s->revoking[k] == expired[i]) {
+            s->revoking[k] = s->revoking[--s->nrevoking];
+            break;
+          }
+        pthread_mutex_unlock(&s->lease_mu);
+      }
+    }
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ reads, status */
+
+void store_fill_header(store *s, Etcdserverpb__ResponseHeader *h) {
+  h->cluster_id = s->opts.cluster_id;
+  h->member_id = s->opts.member_id;
+  h->raft_term = s->raft_term;
+  h->revision = atomic_load(&s->published);
+}
+
+int store_range(store *s, const Etcdserverpb__RangeRequest *req, Etcdserverpb__RangeResponse *out,
+                kv_error *err) {
+  pthread_rwlock_rdlock(&s->lock);
+  int64_t at = atomic_load(&s->published);
+  int rc = kv_range(s->kv, req, at, out, err);
+  pthread_rwlock_unlock(&s->lock);
+  if (rc == 0) {
+    /* The header names the revision the data was read at (a list-then-watch
+     * client resumes from it), not whatever was published a moment later. */
+    out->header = malloc(sizeof(*out->header));
+    if (!out->header) {
+      err->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+      err->message = "etcdserver: out of memory";
+      return -1;
+    }
+    etcdserverpb__response_header__init(out->header);
+    store_fill_header(s, out->header);
+    out->header->revision = at;
+  }
+  return rc;
+}
+
+void store_get_status(store *s, store_status *out) {
+  memset(out, 0, sizeof(*out));
+  pthread_rwlock_rdlock(&s->lock);
+  out->compact_revision = kv_compact_rev(s->kv);
+  out->keys = kv_key_count(s->kv);
+  out->memory_bytes = kv_memory_bytes(s->kv);
+  pthread_rwlock_unlock(&s->lock);
+  pthread_mutex_lock(&s->lease_mu);
+  out->leases = lessor_count(s->leases);
+  pthread_mutex_unlock(&s->lease_mu);
+  out->revision = atomic_load(&s->published);
+  out->raft_term = s->raft_term;
+  out->cluster_id = s->opts.cluster_id;
+  out->member_id = s->opts.member_id;
+  wal_stats ws;
+  wal_get_stats(s->wal, &ws);
+  out->raft_index = ws.last_index;
+  out->wal_fsyncs = ws.fsyncs;
+  out->wal_records = ws.records;
+}
+
+/* ------------------------------------------------------------------ open, close */
+
+store *store_open(const store_options *opts, keel_error *err) {
+  store *s = calloc(1, sizeof(*s));
+  if (!s) {
+    keel_error_set(err, ENOMEM, "open store: out of memory");
+    return NULL;
+  }
+  s->opts = *opts;
+  if (!s->opts.name) s->opts.name = "default";
+  if (s->opts.apply_queue_max <= 0) s->opts.apply_queue_max = 65536;
+  if (s->opts.lease_check_ms <= 0) s->opts.lease_check_ms = 500;
+  if (!s->opts.cluster_id) s->opts.cluster_id = id_from_name(s->opts.name, 0x6b65656cull);
+  if (!s->opts.member_id) s->opts.member_id = id_from_name(s->opts.name, 0);
+  s->raft_term = 2; /* etcd: a fresh single member reports term 2 */
+  pthread_rwlock_init(&s->lock, NULL);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cond, NULL);
+  pthread_mutex_init(&s->lease_mu, NULL);
+  s->kv = kv_create();
+  s->leases = lessor_create();
+  if (!s->kv || !s->leases) {
+    keel_error_set(err, ENOMEM, "open store: out of memory");
+    store_close(s);
+    return NULL;
+  }
+  /* Lease ids the store picks are random, not a fixed sequence across restarts. */
+  lessor_seed(s->leases, (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32));
+  kv_lease_hooks hooks = {.exists = hook_exists, .attach = hook_attach, .detach = hook_detach, .arg = s};
+  kv_set_lease_hooks(s->kv, &hooks);
+  char path[4096];
+  if (snprintf(path, sizeof(path), "%s/member/wal", opts->data_dir) >= (int)sizeof(path)) {
+    keel_error_set(err, ENAMETOOLONG, "open store: data dir %s: path too long", opts->data_dir);
+    store_close(s);
+    return NULL;
+  }
+  wal_options wopts = {.unsafe_no_fsync = opts->unsafe_no_fsync};
+  replay_ctx rc = {.s = s, .err = err};
+  s->wal = wal_open(path, &wopts, replay_record, &rc, err);
+  if (!s->wal) {
+    keel_error_wrap(err, "open store %s", opts->data_dir);
+    store_close(s);
+    return NULL;
+  }
+  wal_stats ws;
+  wal_get_stats(s->wal, &ws);
+  s->last_appended = ws.last_index;
+  atomic_store(&s->durable_index, ws.last_index);
+  atomic_store(&s->published, kv_rev(s->kv));
+  /* etcd extends every lease on recovery: clients get a full TTL to reconnect. */
+  lessor_renew_all(s->leases, now_ms());
+  if (pthread_create(&s->apply_thread, NULL, apply_main, s) != 0) {
+    keel_error_set(err, EAGAIN, "open store: cannot start the apply thread");
+    store_close(s);
+    return NULL;
+  }
+  s->apply_started = true;
+  if (pthread_create(&s->lease_thread, NULL, lease_main, s) == 0) s->lease_started = true;
+  LOG_INFO("store: recovered", "data_dir", opts->data_dir, "revision", log_int(kv_rev(s->kv)),
+           "compacted", log_int(kv_compact_rev(s->kv)), "wal_records", log_int((long long)ws.replayed),
+           "keys", log_int((long long)kv_key_count(s->kv)));
+  return s;
+}
+
+void store_close(store *s) {
+  if (!s) return;
+  if (s->apply_started) {
+    pthread_mutex_lock(&s->mu);
+    s->closing = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    if (s->lease_started) pthread_join(s->lease_thread, NULL);
+    pthread_join(s->apply_thread, NULL);
+  }
+  /* Closing the WAL syncs what is queued and runs its completions. */
+  if (s->wal) wal_close(s->wal);
+  release_waiters(s, UINT64_MAX);
+  kv_destroy(s->kv);
+  lessor_destroy(s->leases);
+  free(s->revoking);
+  pthread_mutex_destroy(&s->lease_mu);
+  pthread_rwlock_destroy(&s->lock);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cond);
+  free(s);
+}
