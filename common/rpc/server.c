@@ -560,6 +560,16 @@ static void call_free(rpc_call *c) {
 }
 
 void rpc_call_ref(rpc_call *c) { atomic_fetch_add(&c->refs, 1); }
+
+/* A ref taken from the server's list of live calls: a call whose count already
+ * reached zero is being freed (it is unlinked under srv->mu only after its
+ * user data is destroyed) and must not be revived. Caller holds srv->mu. */
+static bool call_try_ref(rpc_call *c) {
+  int n = atomic_load(&c->refs);
+  while (n > 0)
+    if (atomic_compare_exchange_weak(&c->refs, &n, n + 1)) return true;
+  return false;
+}
 static void call_unref(rpc_call *c) {
   if (atomic_fetch_sub(&c->refs, 1) == 1) call_free(c);
 }
@@ -1238,10 +1248,7 @@ static void finish_open_streams(rpc_server *srv) {
   size_t n = 0;
   rpc_call **calls = malloc(sizeof(*calls) * (srv->nlive + 1));
   for (rpc_call *c = srv->live; c && calls; c = c->live_next) {
-    if (c->method && c->method->handler.kind != RPC_UNARY) {
-      rpc_call_ref(c);
-      calls[n++] = c;
-    }
+    if (c->method && c->method->handler.kind != RPC_UNARY && call_try_ref(c)) calls[n++] = c;
   }
   pthread_mutex_unlock(&srv->mu);
   for (size_t i = 0; i < n; i++) {

@@ -105,7 +105,19 @@ HTTP="$(keel_http_addr store)"
 expect_eq "/healthz" "ok" "$(curl -sf "http://$HTTP/healthz")"
 expect_eq "/metrics: keel_store_revision" "keel_store_revision $RC" \
   "$(curl -sf "http://$HTTP/metrics" | grep '^keel_store_revision ')"
-if ctl watch k1 >/dev/null 2>&1; then keel_fail "watch: not served yet"; else keel_pass "watch: not served yet (UNIMPLEMENTED)"; fi
+# A live watch sees a put made after it started (bounded by timeout: a watch
+# never ends by itself).
+WATCHED="$(keel_dir watched)"
+ETCDCTL_API=3 timeout 5 "$ETCDCTL" --endpoints="$EP" watch w/key >"$WATCHED" 2>/dev/null &
+WATCH_PID=$!
+for _ in $(seq 50); do
+  ctl put w/key seen >/dev/null
+  grep -q seen "$WATCHED" 2>/dev/null && break
+  sleep 0.1
+done
+kill "$WATCH_PID" 2>/dev/null
+wait "$WATCH_PID" 2>/dev/null
+expect_eq "watch: a live watch sees the put" "PUT w/key seen" "$(head -n3 "$WATCHED" | tr '\n' ' ' | sed 's/ $//')"
 
 # ------------------------------------------------------------------ request size
 BIG="$(keel_dir big)"

@@ -18,6 +18,8 @@
 #include "services/store/server/etcd_config.h"
 #include "services/store/server/kv_service.h"
 #include "services/store/server/lease_service.h"
+#include "services/store/watch/watch_hub.h"
+#include "services/store/watch/watch_service.h"
 #include "services/store/server/ready_file.h"
 #include "services/store/server/store_metrics.h"
 
@@ -179,7 +181,7 @@ int main(int argc, char **argv) {
       FLAG_STRING("auto-compaction-retention", &c.auto_compaction_retention,
                   "periodic: a duration or whole hours; revision: a revision count; 0 = off "
                   "(accepted; not applied yet)"),
-      FLAG_INT("snapshot-count", &c.snapshot_count, "accepted for etcd compatibility"),
+      FLAG_INT("snapshot-count", &c.snapshot_count, "WAL records between snapshots (0: the default)"),
       FLAG_STRING_LIST("listen-metrics-urls", &c.listen_metrics,
                        "http://host:port URLs serving /metrics and /healthz (default: none)"),
       FLAG_STRING("log-level", &c.log_level, "debug, info, warn or error"),
@@ -217,13 +219,17 @@ int main(int argc, char **argv) {
   store_metrics *smetrics = NULL;
   rpc_server *srv = NULL;
   kv_service *svc = NULL;
+  watch_hub *hub = NULL;
   httpd *http[MAX_METRICS_LISTENERS] = {0};
   ready_file_lines ready = {0};
   char **client_url_text = calloc((size_t)c.listen_client.count, sizeof(char *));
   int exit_code = 1;
   if (!client_url_text) goto out;
 
-  store_options sopts = {.data_dir = c.data_dir, .name = c.name, .unsafe_no_fsync = c.unsafe_no_fsync};
+  store_options sopts = {.data_dir = c.data_dir,
+                         .name = c.name,
+                         .unsafe_no_fsync = c.unsafe_no_fsync,
+                         .snapshot_count = (uint64_t)c.snapshot_count};
   st = store_open(&sopts, &err);
   if (!st) goto out;
   smetrics = store_metrics_register(metrics_default(), st);
@@ -266,6 +272,11 @@ int main(int argc, char **argv) {
   svc = kv_service_create(st, &kopts, &err);
   if (!svc || kv_service_register(svc, srv, &err) < 0 || lease_service_register(st, srv, &err) < 0)
     goto out;
+  /* Watch: the hub becomes the store's event sink; responses are cut into
+   * fragments at the same size the clients accept. */
+  watch_hub_options wopts = {.max_send_bytes = kv_service_max_message_bytes(c.max_request_bytes)};
+  hub = watch_hub_create(st, &wopts, &err);
+  if (!hub || watch_service_register(hub, srv, &err) < 0) goto out;
   if (rpc_server_start(srv, &err) < 0) goto out;
   for (int i = 0; i < c.listen_metrics.count; i++) {
     char addr[300];
@@ -296,7 +307,12 @@ out:
    * whatever is still submitted and so drops the last call references. */
   if (srv) rpc_server_shutdown(srv);
   for (int i = 0; i < MAX_METRICS_LISTENERS; i++) httpd_stop(http[i]);
+  /* The hub's catch-up thread reads the store: stop it before the store
+   * closes; the store may still deliver events while closing, so the hub's
+   * memory goes only after. */
+  if (hub) watch_hub_stop(hub);
   store_close(st);
+  watch_hub_destroy(hub);
   rpc_server_destroy(srv);
   kv_service_destroy(svc);
   store_metrics_free(smetrics);

@@ -880,6 +880,49 @@ int kv_replay(kv *k, mvcc_revision rev, bool is_delete, const uint8_t *key, size
   return 0;
 }
 
+int kv_restore(kv *k, mvcc_revision rev, const uint8_t *key, size_t keylen, const uint8_t *value,
+               size_t valuelen, int64_t create_revision, int64_t version, int64_t lease,
+               bool tombstone, int64_t compact_rev) {
+  kv_record *rec = kv_record_new(key, keylen, value, valuelen, tombstone ? 0 : create_revision,
+                                 tombstone ? 0 : version, tombstone ? 0 : lease, tombstone);
+  if (!rec) return -ENOMEM;
+  int rc = rev.main <= compact_rev ? revstore_restore_compacted(k->revs, rev, rec, compact_rev)
+                                   : revstore_append(k->revs, rev, rec);
+  if (rc < 0) {
+    free(rec);
+    return rc;
+  }
+  /* etcd's restoreIntoIndex: a key's first surviving record restores its
+   * generation from the stored create revision and version; later ones are
+   * ordinary puts and tombstones. */
+  bool live = mvcc_index_get(k->index, key, keylen, rev.main, NULL, NULL, NULL) == 0;
+  if (tombstone) {
+    rc = live ? mvcc_index_tombstone(k->index, key, keylen, rev)
+              : mvcc_index_restore_tombstone(k->index, key, keylen, rev);
+  } else if (live) {
+    rc = mvcc_index_put(k->index, key, keylen, rev);
+  } else {
+    rc = mvcc_index_restore(k->index, key, keylen, (mvcc_revision){create_revision, 0}, rev, version);
+  }
+  return rc;
+}
+
+static int attach_live(void *arg, const uint8_t *key, size_t keylen, mvcc_revision mod,
+                       mvcc_revision created, int64_t version) {
+  (void)created, (void)version;
+  kv *k = arg;
+  const kv_record *rec = revstore_get(k->revs, mod);
+  if (rec && rec->lease && k->leases.attach) k->leases.attach(k->leases.arg, rec->lease, key, keylen);
+  return 0;
+}
+
+void kv_restore_finish(kv *k, int64_t rev, int64_t compact_rev) {
+  if (rev > k->rev) k->rev = rev;
+  if (compact_rev > k->compact_rev) k->compact_rev = compact_rev;
+  static const uint8_t zero = 0;
+  mvcc_index_range(k->index, &zero, 1, &zero, 1, k->rev, attach_live, k);
+}
+
 void kv_set_rev(kv *k, int64_t rev) {
   if (rev > k->rev) k->rev = rev;
 }

@@ -117,6 +117,15 @@ int kv_replay(kv *kv, mvcc_revision rev, bool is_delete, const uint8_t *key, siz
  * revision was a compaction-only or lease-only record). */
 void kv_set_rev(kv *kv, int64_t rev);
 
+/* Restore from a snapshot: records in revision order, exactly as stored (create
+ * revision, version, sub revision, tombstones kept by compaction). Records at or
+ * below compact_rev are what an earlier compaction kept. Then kv_restore_finish
+ * sets the revisions and re-attaches every live key to its lease. */
+int kv_restore(kv *kv, mvcc_revision rev, const uint8_t *key, size_t keylen, const uint8_t *value,
+               size_t valuelen, int64_t create_revision, int64_t version, int64_t lease,
+               bool tombstone, int64_t compact_rev);
+void kv_restore_finish(kv *kv, int64_t rev, int64_t compact_rev);
+
 /* Deletes every key in keys[] within w (lease revoke: one revision for all). */
 int kv_delete_keys(kv_write *w, const uint8_t *const *keys, const size_t *keylens, size_t n);
 

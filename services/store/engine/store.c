@@ -24,6 +24,7 @@
 #include "common/log/log.h"
 #include "services/store/lease/lessor.h"
 #include "services/store/wal/record.h"
+#include "services/store/wal/snapshot.h"
 #include "services/store/wal/wal.h"
 
 typedef enum { OP_PUT, OP_DELETE_RANGE, OP_TXN, OP_COMPACT, OP_LEASE_GRANT, OP_LEASE_REVOKE } op_kind;
@@ -80,6 +81,10 @@ struct store {
   bool lease_started;
   int64_t *revoking; /* expired ids with a revoke in the pipeline */
   size_t nrevoking, caprevoking;
+
+  char snap_dir[4096];
+  uint64_t snapshot_index; /* WAL index of the newest snapshot */
+  uint64_t snapshots;      /* written by this process */
 };
 
 const char STORE_ERR_LEASE_EXISTS[] = "etcdserver: lease already exists";
@@ -179,6 +184,16 @@ static int replay_lease_revoke(void *arg, int64_t id) {
   return r == -ENOENT ? 0 : r;
 }
 
+/* Snapshot records never belong in the log. */
+static int replay_refuse_meta(void *arg, int64_t r, int64_t c, uint64_t i) {
+  (void)arg, (void)r, (void)c, (void)i;
+  return -EBADMSG;
+}
+static int replay_refuse_kv(void *arg, const store_snapshot_kv *kv) {
+  (void)arg, (void)kv;
+  return -EBADMSG;
+}
+
 /* A txn's revoke_lease is applied after its changes (the key deletions). */
 static int replay_txn_end(replay_ctx *rc) {
   if (rc->pending_revoke) {
@@ -195,7 +210,9 @@ static int replay_record(void *arg, uint64_t index, const uint8_t *payload, size
                                          .change = replay_change,
                                          .compact = replay_compact,
                                          .lease_grant = replay_lease_grant,
-                                         .lease_revoke = replay_lease_revoke};
+                                         .lease_revoke = replay_lease_revoke,
+                                         .snapshot_meta = replay_refuse_meta,
+                                         .snapshot_kv = replay_refuse_kv};
   int r = store_record_decode(payload, len, &v, rc, rc->err);
   if (r == 0) replay_txn_end(rc);
   return r;
@@ -686,6 +703,161 @@ static int apply_one(store *s, store_op *op) {
   return len;
 }
 
+/* ------------------------------------------------------------------ snapshots
+ *
+ * A snapshot is a stream of WAL-codec records, one per chunk: SnapshotMeta
+ * (revision, compacted revision, WAL index), a LeaseGrant per lease, then a
+ * SnapshotKv for every record the revision store holds, in revision order. */
+
+typedef struct snap_writer {
+  store *s;
+  snapshot_sink *sink;
+  uint8_t *buf;
+  size_t cap;
+  int rc;
+} snap_writer;
+
+static int snap_emit(snap_writer *w, const store_record *r) {
+  size_t size = 0, len = 0;
+  int rc = store_record_encoded_size(r, &size);
+  if (rc < 0) return rc;
+  if (size > w->cap) {
+    uint8_t *b = realloc(w->buf, size);
+    if (!b) return -ENOMEM;
+    w->buf = b;
+    w->cap = size;
+  }
+  rc = store_record_encode(r, w->buf, w->cap, &len);
+  if (rc < 0) return rc;
+  return snapshot_sink_write(w->sink, w->buf, len);
+}
+
+static int snap_lease(void *arg, int64_t id, int64_t ttl) {
+  snap_writer *w = arg;
+  store_record r = {.kind = STORE_RECORD_LEASE_GRANT, .lease_grant = {.id = id, .ttl = ttl}};
+  return snap_emit(w, &r);
+}
+
+static int snap_kv(void *arg, mvcc_revision rev, const kv_record *rec) {
+  snap_writer *w = arg;
+  store_record r = {.kind = STORE_RECORD_SNAPSHOT_KV,
+                    .snapshot_kv = {.main = rev.main,
+                                    .sub = rev.sub,
+                                    .key = {kv_record_key(rec), rec->key_len},
+                                    .value = {kv_record_value(rec), rec->value_len},
+                                    .create_revision = rec->create_revision,
+                                    .version = rec->version,
+                                    .lease = rec->lease,
+                                    .tombstone = rec->tombstone}};
+  int rc = snap_emit(w, &r);
+  return rc < 0 ? (w->rc = rc) : 0;
+}
+
+static int snap_produce(void *arg, snapshot_sink *sink) {
+  snap_writer *w = arg;
+  store *s = w->s;
+  w->sink = sink;
+  store_record meta = {.kind = STORE_RECORD_SNAPSHOT_META,
+                       .snapshot_meta = {.revision = kv_rev(s->kv),
+                                         .compact_revision = kv_compact_rev(s->kv),
+                                         .wal_index = s->last_appended}};
+  int rc = snap_emit(w, &meta);
+  if (rc < 0) return rc;
+  pthread_mutex_lock(&s->lease_mu);
+  rc = lessor_foreach(s->leases, snap_lease, w);
+  pthread_mutex_unlock(&s->lease_mu);
+  if (rc < 0) return rc;
+  revstore_each(kv_revstore(s->kv), 0, INT64_MAX, snap_kv, w);
+  return w->rc;
+}
+
+/* On the apply thread, between batches. */
+static void maybe_snapshot(store *s) {
+  if (s->last_appended < s->snapshot_index + s->opts.snapshot_count) return;
+  /* The snapshot must describe durable state only: wait for the log. */
+  while (atomic_load(&s->durable_index) < s->last_appended && !atomic_load(&s->failed_errno)) {
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
+  }
+  if (atomic_load(&s->failed_errno)) return;
+  keel_error err = {0};
+  snap_writer w = {.s = s};
+  uint64_t oldest = 0;
+  int64_t t0 = now_ms();
+  /* Readers may go on; only this thread writes the kv. */
+  pthread_rwlock_rdlock(&s->lock);
+  int rc = snapshot_write(s->snap_dir, s->last_appended, snap_produce, &w, &oldest, &err);
+  pthread_rwlock_unlock(&s->lock);
+  free(w.buf);
+  if (rc < 0) {
+    /* Not fatal: the WAL still holds everything; try again later. */
+    LOG_ERROR("store: snapshot failed", "error", err.message);
+    s->snapshot_index = s->last_appended;
+    return;
+  }
+  s->snapshot_index = s->last_appended;
+  s->snapshots++;
+  int removed = wal_truncate_before(s->wal, oldest, &err);
+  LOG_INFO("store: snapshot written", "index", log_int((long long)s->snapshot_index), "ms",
+           log_int(now_ms() - t0), "wal_segments_removed", log_int(removed));
+}
+
+typedef struct snap_loader {
+  store *s;
+  int64_t revision, compact_revision;
+  uint64_t wal_index;
+  bool have_meta;
+  keel_error *err;
+} snap_loader;
+
+static int load_meta(void *arg, int64_t revision, int64_t compact_revision, uint64_t wal_index) {
+  snap_loader *l = arg;
+  l->revision = revision;
+  l->compact_revision = compact_revision;
+  l->wal_index = wal_index;
+  l->have_meta = true;
+  return 0;
+}
+
+static int load_lease(void *arg, int64_t id, int64_t ttl) {
+  snap_loader *l = arg;
+  int rc = lessor_grant(l->s->leases, id, ttl, now_ms());
+  return rc == -EEXIST ? 0 : rc;
+}
+
+static int load_kv(void *arg, const store_snapshot_kv *kv) {
+  snap_loader *l = arg;
+  if (!l->have_meta) return -EBADMSG;
+  int rc = kv_restore(l->s->kv, (mvcc_revision){kv->main, kv->sub}, kv->key.data, kv->key.len,
+                      kv->value.data, kv->value.len, kv->create_revision, kv->version, kv->lease,
+                      kv->tombstone, l->compact_revision);
+  if (rc < 0)
+    return keel_error_set(l->err, -rc, "snapshot: record %lld.%lld does not fit the state",
+                          (long long)kv->main, (long long)kv->sub);
+  return 0;
+}
+
+/* A record of a kind that never belongs in a snapshot. */
+static int load_refuse_txn(void *arg, int64_t r, size_t n, int64_t l) {
+  (void)arg, (void)r, (void)n, (void)l;
+  return -EBADMSG;
+}
+static int load_refuse_rev(void *arg, int64_t r) {
+  (void)arg, (void)r;
+  return -EBADMSG;
+}
+
+static int load_chunk(void *arg, const uint8_t *chunk, size_t len) {
+  snap_loader *l = arg;
+  static const store_record_visitor v = {.txn = load_refuse_txn,
+                                         .compact = load_refuse_rev,
+                                         .lease_grant = load_lease,
+                                         .lease_revoke = load_refuse_rev,
+                                         .snapshot_meta = load_meta,
+                                         .snapshot_kv = load_kv};
+  return store_record_decode(chunk, len, &v, l, l->err);
+}
+
 static void *apply_main(void *arg) {
   store *s = arg;
   for (;;) {
@@ -726,6 +898,8 @@ static void *apply_main(void *arg) {
           continue;
         }
         s->last_appended = (uint64_t)index;
+        /* Between ops, so a snapshot never splits one. */
+        maybe_snapshot(s);
         continue; /* wal_done completes it */
       }
       /* Nothing to log: wait for what it may have read to be durable. */
@@ -974,6 +1148,8 @@ void store_get_status(store *s, store_status *out) {
   out->raft_index = ws.last_index;
   out->wal_fsyncs = ws.fsyncs;
   out->wal_records = ws.records;
+  out->snapshots = s->snapshots;
+  out->snapshot_index = s->snapshot_index;
 }
 
 /* ------------------------------------------------------------------ open, close */
@@ -988,6 +1164,7 @@ store *store_open(const store_options *opts, keel_error *err) {
   if (!s->opts.name) s->opts.name = "default";
   if (s->opts.apply_queue_max <= 0) s->opts.apply_queue_max = 65536;
   if (s->opts.lease_check_ms <= 0) s->opts.lease_check_ms = 500;
+  if (s->opts.snapshot_count == 0) s->opts.snapshot_count = 100000;
   if (!s->opts.cluster_id) s->opts.cluster_id = id_from_name(s->opts.name, 0x6b65656cull);
   if (!s->opts.member_id) s->opts.member_id = id_from_name(s->opts.name, 0);
   s->raft_term = 2; /* etcd: a fresh single member reports term 2 */
@@ -1012,7 +1189,27 @@ store *store_open(const store_options *opts, keel_error *err) {
     store_close(s);
     return NULL;
   }
-  wal_options wopts = {.unsafe_no_fsync = opts->unsafe_no_fsync};
+  if (snprintf(s->snap_dir, sizeof(s->snap_dir), "%s/member/snap", opts->data_dir) >=
+      (int)sizeof(s->snap_dir)) {
+    keel_error_set(err, ENAMETOOLONG, "open store: data dir %s: path too long", opts->data_dir);
+    store_close(s);
+    return NULL;
+  }
+  snap_loader loader = {.s = s, .err = err};
+  uint64_t snap_index = 0;
+  int loaded = snapshot_load_latest(s->snap_dir, load_chunk, &loader, &snap_index, err);
+  if (loaded < 0) {
+    keel_error_wrap(err, "open store %s: load snapshot", opts->data_dir);
+    store_close(s);
+    return NULL;
+  }
+  if (loaded == 1) {
+    kv_restore_finish(s->kv, loader.revision, loader.compact_revision);
+    s->snapshot_index = snap_index;
+  }
+  wal_options wopts = {.unsafe_no_fsync = opts->unsafe_no_fsync,
+                       .start_index = snap_index,
+                       .segment_bytes = opts->wal_segment_bytes};
   replay_ctx rc = {.s = s, .err = err};
   s->wal = wal_open(path, &wopts, replay_record, &rc, err);
   if (!s->wal) {

@@ -12,7 +12,12 @@
  * Reads run on the caller's thread under the read lock, at the published
  * revision (or an older one not yet compacted).
  *
- * Recovery (store_open) replays the WAL into a fresh kv. A storage failure puts
+ * Snapshots: every snapshot_count records the apply thread waits for the log to
+ * be durable, writes the whole state (<data_dir>/member/snap) and removes WAL
+ * segments older than the oldest snapshot kept. Writes pause meanwhile.
+ *
+ * Recovery (store_open) loads the newest valid snapshot and replays the WAL
+ * records after it into a fresh kv. A storage failure puts
  * the store in a failed state: every later write completes with UNAVAILABLE
  * "etcdserver: storage failure: ..."; a restart recovers from disk. */
 #ifndef KEEL_SERVICES_STORE_ENGINE_STORE_H
@@ -35,6 +40,8 @@ typedef struct store_options {
   bool unsafe_no_fsync;      /* tests and benchmarks only */
   int apply_queue_max;       /* pending submitted writes before submit refuses; default 65536 */
   int lease_check_ms;        /* how often expired leases are revoked; default 500 (etcd's) */
+  uint64_t snapshot_count;   /* WAL records between snapshots (etcd --snapshot-count); default 100000 */
+  uint64_t wal_segment_bytes; /* WAL segment size; default 64 MiB (tests use small ones) */
 } store_options;
 
 store *store_open(const store_options *opts, keel_error *err);
@@ -142,6 +149,8 @@ typedef struct store_status {
   uint64_t memory_bytes;    /* kv state held in memory (dbSize's stand-in) */
   uint64_t wal_fsyncs;
   uint64_t wal_records;
+  uint64_t snapshots;
+  uint64_t snapshot_index;
 } store_status;
 
 void store_get_status(store *s, store_status *out);

@@ -10,15 +10,17 @@
  * pointer), and substreams share it. Every stream here is such a stream, and
  * each captured range is checked against the input bounds anyway.
  *
- * Txn lives inside the WalRecord.body union, so its `changes` callback cannot
- * be set before decoding (union members overlap, and nanopb zeroes a member when
- * the oneof switches). wal.options asks nanopb for a message-level callback
- * (cb_body) that runs once the member is known and before it is decoded; that
- * is where the changes callback is installed.
+ * Txn and SnapshotKv live inside the WalRecord.body union, so their callbacks
+ * (changes; key and value) cannot be set before decoding (union members
+ * overlap, and nanopb zeroes a member when the oneof switches). wal.options asks
+ * nanopb for a message-level callback (cb_body) that runs once the member is
+ * known and before it is decoded; that is where those callbacks are installed.
  *
- * Decoding is two passes over the same bytes: the first validates everything
- * and counts changes, the second calls the visitor. Records are small and
- * parsing is cheap next to the fsync that wrote them. */
+ * Decoding a txn is two passes over the same bytes: the first validates
+ * everything and counts changes, the second calls the visitor. Records are
+ * small and parsing is cheap next to the fsync that wrote them. Every other
+ * kind is delivered from the first pass, after it succeeded (a snapshot kv's
+ * key and value are captured as slices during it). */
 #include "services/store/wal/record.h"
 
 #include <errno.h>
@@ -49,9 +51,13 @@ static int record_check(const store_record *r) {
         if (c->type == STORE_CHANGE_PUT && !slice_valid(&c->value)) return -EINVAL;
       }
       return 0;
+    case STORE_RECORD_SNAPSHOT_KV:
+      if (!slice_valid(&r->snapshot_kv.key) || !slice_valid(&r->snapshot_kv.value)) return -EINVAL;
+      return 0;
     case STORE_RECORD_COMPACT:
     case STORE_RECORD_LEASE_GRANT:
     case STORE_RECORD_LEASE_REVOKE:
+    case STORE_RECORD_SNAPSHOT_META:
       return 0;
   }
   return -EINVAL;
@@ -106,6 +112,26 @@ static void record_to_pb(const store_record *r, keel_store_v1_WalRecord *m) {
     case STORE_RECORD_LEASE_REVOKE:
       m->body.lease_revoke.id = r->lease_revoke.id;
       break;
+    case STORE_RECORD_SNAPSHOT_META:
+      m->body.snapshot_meta.revision = r->snapshot_meta.revision;
+      m->body.snapshot_meta.compact_revision = r->snapshot_meta.compact_revision;
+      m->body.snapshot_meta.wal_index = r->snapshot_meta.wal_index;
+      break;
+    case STORE_RECORD_SNAPSHOT_KV: {
+      const store_snapshot_kv *kv = &r->snapshot_kv;
+      keel_store_v1_SnapshotKv *p = &m->body.snapshot_kv;
+      p->main = kv->main;
+      p->sub = kv->sub;
+      p->key.funcs.encode = encode_slice;
+      p->key.arg = (void *)&kv->key;
+      p->value.funcs.encode = encode_slice;
+      p->value.arg = (void *)&kv->value;
+      p->create_revision = kv->create_revision;
+      p->version = kv->version;
+      p->lease = kv->lease;
+      p->tombstone = kv->tombstone;
+      break;
+    }
   }
 }
 
@@ -138,7 +164,14 @@ int store_record_encode(const store_record *r, uint8_t *buf, size_t cap, size_t 
 
 /* ---------- decode ---------- */
 
-typedef struct decode_ctx {
+typedef struct decode_ctx decode_ctx;
+
+typedef struct slice_capture {
+  decode_ctx *ctx;
+  store_slice *out;
+} slice_capture;
+
+struct decode_ctx {
   const uint8_t *buf; /* the whole input, for bounds checks */
   size_t len;
   bool visit; /* second pass: call the visitor */
@@ -149,12 +182,11 @@ typedef struct decode_ctx {
   int bodies;       /* WalRecord.body occurrences in this pass */
   int visitor_rc;   /* a visitor's non-zero return */
   const char *why;  /* our own validation failure */
-} decode_ctx;
 
-typedef struct slice_capture {
-  decode_ctx *ctx;
-  store_slice *out;
-} slice_capture;
+  /* A snapshot kv's key and value, captured in buf by its callbacks. */
+  store_slice kv_key, kv_value;
+  slice_capture kv_key_cap, kv_value_cap;
+};
 
 static bool decode_slice(pb_istream_t *stream, const pb_field_t *field, void **arg) {
   (void)field;
@@ -215,6 +247,16 @@ static bool decode_body(pb_istream_t *stream, const pb_field_t *field, void **ar
     keel_store_v1_Txn *txn = field->pData;
     txn->changes.funcs.decode = decode_change;
     txn->changes.arg = *arg;
+  } else if (field->tag == keel_store_v1_WalRecord_snapshot_kv_tag) {
+    keel_store_v1_SnapshotKv *kv = field->pData;
+    ctx->kv_key = (store_slice){k_empty, 0};
+    ctx->kv_value = (store_slice){k_empty, 0};
+    ctx->kv_key_cap = (slice_capture){ctx, &ctx->kv_key};
+    ctx->kv_value_cap = (slice_capture){ctx, &ctx->kv_value};
+    kv->key.funcs.decode = decode_slice;
+    kv->key.arg = &ctx->kv_key_cap;
+    kv->value.funcs.decode = decode_slice;
+    kv->value.arg = &ctx->kv_value_cap;
   }
   return true;
 }
@@ -236,6 +278,8 @@ static int decode_pass(decode_ctx *ctx, keel_store_v1_WalRecord *m, keel_error *
     case keel_store_v1_WalRecord_compact_tag:
     case keel_store_v1_WalRecord_lease_grant_tag:
     case keel_store_v1_WalRecord_lease_revoke_tag:
+    case keel_store_v1_WalRecord_snapshot_meta_tag:
+    case keel_store_v1_WalRecord_snapshot_kv_tag:
       return 0;
     case 0:
       return keel_error_set(err, EBADMSG,
@@ -276,6 +320,26 @@ static int decode_common(const uint8_t *buf, size_t len, const store_record_visi
       break;
     case STORE_RECORD_LEASE_REVOKE:
       rc = v->lease_revoke ? v->lease_revoke(arg, m.body.lease_revoke.id) : 0;
+      break;
+    case STORE_RECORD_SNAPSHOT_META:
+      rc = v->snapshot_meta ? v->snapshot_meta(arg, m.body.snapshot_meta.revision,
+                                               m.body.snapshot_meta.compact_revision,
+                                               m.body.snapshot_meta.wal_index)
+                            : 0;
+      break;
+    case STORE_RECORD_SNAPSHOT_KV:
+      if (v->snapshot_kv) {
+        const keel_store_v1_SnapshotKv *p = &m.body.snapshot_kv;
+        store_snapshot_kv kv = {.main = p->main,
+                                .sub = p->sub,
+                                .key = ctx.kv_key,
+                                .value = ctx.kv_value,
+                                .create_revision = p->create_revision,
+                                .version = p->version,
+                                .lease = p->lease,
+                                .tombstone = p->tombstone};
+        rc = v->snapshot_kv(arg, &kv);
+      }
       break;
   }
   if (rc != 0) return rc < 0 ? rc : -ECANCELED;

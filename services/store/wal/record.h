@@ -2,8 +2,13 @@
  *
  * A record is one keel.store.v1.WalRecord (proto/keel/store/v1/wal.proto): a
  * txn (one main revision and its changes), a compaction, a lease grant or a
- * lease revoke. The WAL itself (wal.h) stores records as opaque payloads; this
- * module turns them into bytes and back.
+ * lease revoke in the WAL; a snapshot meta (revision, compacted revision, WAL
+ * index), a snapshot kv (one record of the revision store with its MVCC
+ * metadata) or a lease grant in a snapshot. The WAL (wal.h) and snapshots
+ * (snapshot.h) store records as opaque payloads; this module turns them into
+ * bytes and back. Which kinds may appear where is the caller's rule: decoding
+ * accepts every kind, and a visitor without a kind's callback skips it (give a
+ * callback that returns -EBADMSG to refuse a kind).
  *
  * Encoding writes into a buffer the caller provides, from structs that point at
  * the caller's own key/value bytes (store_slice): nothing is copied or
@@ -32,6 +37,7 @@
 #ifndef KEEL_STORE_WAL_RECORD_H
 #define KEEL_STORE_WAL_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,7 +67,24 @@ typedef enum {
   STORE_RECORD_COMPACT = 2,
   STORE_RECORD_LEASE_GRANT = 3,
   STORE_RECORD_LEASE_REVOKE = 4,
+  STORE_RECORD_SNAPSHOT_META = 5,
+  STORE_RECORD_SNAPSHOT_KV = 6,
 } store_record_kind;
+
+/* One record of the revision store in a snapshot (keel.store.v1.SnapshotKv):
+ * everything needed to restore it exactly, including what a txn replay cannot
+ * recompute once older revisions are compacted away. The codec stores these
+ * values as given and checks none of their meaning. */
+typedef struct store_snapshot_kv {
+  int64_t main; /* revision (main, sub) */
+  int64_t sub;
+  store_slice key;
+  store_slice value;
+  int64_t create_revision; /* 0 for a tombstone */
+  int64_t version;         /* 0 for a tombstone */
+  int64_t lease;           /* 0 = none */
+  bool tombstone;
+} store_snapshot_kv;
 
 /* A record to encode. Only the member named by kind is read. */
 typedef struct store_record {
@@ -83,12 +106,19 @@ typedef struct store_record {
     struct {
       int64_t id;
     } lease_revoke;
+    struct {
+      int64_t revision;         /* the store's revision */
+      int64_t compact_revision; /* its compacted revision */
+      uint64_t wal_index;       /* the last WAL index the snapshot includes */
+    } snapshot_meta;
+    store_snapshot_kv snapshot_kv; /* key and value borrowed */
   };
 } store_record;
 
 /* Exact number of bytes store_record_encode will write for r.
  * Returns 0, or -EINVAL for an invalid record (unknown kind, unknown change
- * type, NULL changes with nchanges > 0, NULL slice data with len > 0). */
+ * type, NULL changes with nchanges > 0, NULL slice data with len > 0, in a
+ * change or a snapshot kv). */
 int store_record_encoded_size(const store_record *r, size_t *size);
 
 /* Encodes r into buf[0..cap) and sets *len to the bytes written. Returns 0,
@@ -108,6 +138,9 @@ typedef struct store_record_visitor {
   int (*compact)(void *arg, int64_t revision);
   int (*lease_grant)(void *arg, int64_t id, int64_t ttl);
   int (*lease_revoke)(void *arg, int64_t id);
+  int (*snapshot_meta)(void *arg, int64_t revision, int64_t compact_revision, uint64_t wal_index);
+  /* kv is valid during the call; its key and value point into the buffer. */
+  int (*snapshot_kv)(void *arg, const store_snapshot_kv *kv);
 } store_record_visitor;
 
 /* Decodes buf[0..len) and calls v's callbacks (see the top of this file for

@@ -1,9 +1,10 @@
 /* services/store/wal/record_test.c — the WAL record codec: round trips of every
- * kind, byte-identical output to protoc's encoder (golden files made from
- * testdata/golden_<kind>.txtpb at build time), exact sizes, ENOSPC without overrun,
- * all-or-nothing decoding of truncated and corrupted records, strictness about
- * unknown bodies and change types, forward compatibility of unknown fields,
- * and no heap allocation (malloc is wrapped at link time and counted). */
+ * kind (WAL records and snapshot records), byte-identical output to protoc's
+ * encoder (golden files made from testdata/golden_<name>.txtpb at build time),
+ * exact sizes, ENOSPC without overrun, all-or-nothing decoding of truncated and
+ * corrupted records, strictness about unknown bodies and change types, forward
+ * compatibility of unknown fields, and no heap allocation (malloc is wrapped at
+ * link time and counted). */
 #include "services/store/wal/record.h"
 
 #include <errno.h>
@@ -37,18 +38,23 @@ void *__wrap_realloc(void *p, size_t n) {
   return __real_realloc(p, n);
 }
 
-static char *
-    *g_golden; /* argv: golden files in the order txn, compact, lease_grant, lease_revoke */
+/* argv: golden files in the order txn, compact, lease_grant, lease_revoke,
+ * snapshot_meta, snapshot_kv, snapshot_tombstone (BUILD.bazel). */
+#define NGOLDEN 7
+static char **g_golden;
 static int g_ngolden;
 
 /* ---------- a visitor that logs everything it sees ---------- */
 
 #define MAX_EVENTS 512
 typedef struct event {
-  char kind; /* 'T' txn, 'C' change, 'K' compact, 'G' grant, 'R' revoke */
+  char kind; /* 'T' txn, 'C' change, 'K' compact, 'G' grant, 'R' revoke,
+                'M' snapshot meta, 'V' snapshot kv */
   int64_t a, b, c;
+  uint64_t u;
   size_t n;
   store_change change;
+  store_snapshot_kv kv;
 } event;
 
 typedef struct recorder {
@@ -88,7 +94,16 @@ static int v_grant(void *arg, int64_t id, int64_t ttl) {
 static int v_revoke(void *arg, int64_t id) {
   return rec_push(arg, (event){.kind = 'R', .a = id});
 }
-static const store_record_visitor k_visitor = {v_txn, v_change, v_compact, v_grant, v_revoke};
+static int v_meta(void *arg, int64_t rev, int64_t compact_rev, uint64_t wal_index) {
+  return rec_push(arg, (event){.kind = 'M', .a = rev, .b = compact_rev, .u = wal_index});
+}
+static int v_kv(void *arg, const store_snapshot_kv *kv) {
+  recorder *r = arg;
+  if (!in_buf(r, kv->key) || !in_buf(r, kv->value)) return -EFAULT;
+  return rec_push(r, (event){.kind = 'V', .kv = *kv});
+}
+static const store_record_visitor k_visitor = {v_txn,    v_change, v_compact, v_grant,
+                                               v_revoke, v_meta,   v_kv};
 
 static int decode_into(recorder *r, const uint8_t *buf, size_t len, keel_error *err) {
   r->n = 0;
@@ -143,6 +158,27 @@ static void assert_matches(const recorder *r, const store_record *rec) {
       assert_int_equal(r->ev[0].kind, 'R');
       assert_int_equal(r->ev[0].a, rec->lease_revoke.id);
       break;
+    case STORE_RECORD_SNAPSHOT_META:
+      assert_int_equal(r->n, 1);
+      assert_int_equal(r->ev[0].kind, 'M');
+      assert_int_equal(r->ev[0].a, rec->snapshot_meta.revision);
+      assert_int_equal(r->ev[0].b, rec->snapshot_meta.compact_revision);
+      assert_true(r->ev[0].u == rec->snapshot_meta.wal_index);
+      break;
+    case STORE_RECORD_SNAPSHOT_KV: {
+      const store_snapshot_kv *got = &r->ev[0].kv, *want = &rec->snapshot_kv;
+      assert_int_equal(r->n, 1);
+      assert_int_equal(r->ev[0].kind, 'V');
+      assert_int_equal(got->main, want->main);
+      assert_int_equal(got->sub, want->sub);
+      assert_true(slice_eq(got->key, want->key));
+      assert_true(slice_eq(got->value, want->value));
+      assert_int_equal(got->create_revision, want->create_revision);
+      assert_int_equal(got->version, want->version);
+      assert_int_equal(got->lease, want->lease);
+      assert_int_equal(got->tombstone, want->tombstone);
+      break;
+    }
   }
 }
 
@@ -285,7 +321,7 @@ static uint8_t *read_file(const char *path, size_t *len) {
 
 static void test_golden_protoc(void **state) {
   (void)state;
-  assert_int_equal(g_ngolden, 4);
+  assert_int_equal(g_ngolden, NGOLDEN);
   store_change ch[] = {
       {.type = STORE_CHANGE_PUT,
        .key = STORE_SLICE_STR("foo"),
@@ -409,8 +445,9 @@ static void test_strictness(void **state) {
   /* Empty: no body. */
   assert_int_equal(decode_into(r, NULL, 0, &err), -EBADMSG);
   assert_non_null(strstr(err.message, "no known body"));
-  /* A body member from the future (field 5, length-delimited, empty). */
-  const uint8_t future[] = {0x2a, 0x00};
+  /* A body member from the future (field 7, length-delimited, empty; 5 and 6
+   * are the snapshot records now, see test_snapshot_strictness). */
+  const uint8_t future[] = {0x3a, 0x00};
   assert_int_equal(decode_into(r, future, sizeof(future), &err), -EBADMSG);
   /* A change type this binary does not know (type = 2). */
   const uint8_t bad_type[] = {0x0a, 0x06, 0x12, 0x04, 0x08, 0x02, 0x12, 0x00};
@@ -470,6 +507,364 @@ static void test_visitor_abort_and_partial_visitors(void **state) {
   free(r);
 }
 
+/* ---------- snapshot records ---------- */
+
+static void test_round_trip_snapshot_kinds(void **state) {
+  (void)state;
+  static uint8_t buf[1 << 16];
+  int64_t vals[] = {0, 1, -1, INT64_MIN, INT64_MAX, 300};
+  uint64_t idx[] = {0, 1, UINT64_MAX, (uint64_t)INT64_MAX + 1, 1000, 127};
+  for (size_t i = 0; i < 6; i++) {
+    store_record m = {.kind = STORE_RECORD_SNAPSHOT_META,
+                      .snapshot_meta = {.revision = vals[i],
+                                        .compact_revision = vals[(i + 1) % 6],
+                                        .wal_index = idx[i]}};
+    round_trip(&m, buf, sizeof(buf));
+  }
+  uint8_t binkey[] = {0, 1, 2, 0xff, 0};
+  store_snapshot_kv kvs[] = {
+      {.main = 42,
+       .sub = 3,
+       .key = STORE_SLICE_STR("/registry/pods/default/web-1"),
+       .value = STORE_SLICE_STR("value-1"),
+       .create_revision = 7,
+       .version = 12,
+       .lease = 0x7fffffffffffffffLL},
+      /* A tombstone kept at the compaction revision. */
+      {.main = 900, .key = STORE_SLICE_STR("gone"), .tombstone = true},
+      {.main = 5, .sub = 0, .key = {binkey, sizeof(binkey)}, .value = {NULL, 0}, .version = 1},
+      {.main = 1, .key = {NULL, 0}, .value = STORE_SLICE_STR("empty key"), .lease = -3},
+      {0}, /* everything at its default: an empty SnapshotKv message */
+      {.main = INT64_MAX,
+       .sub = INT64_MIN,
+       .key = STORE_SLICE_STR("k"),
+       .value = STORE_SLICE_STR("v"),
+       .create_revision = INT64_MIN,
+       .version = INT64_MAX,
+       .lease = -1,
+       .tombstone = true},
+  };
+  for (size_t i = 0; i < sizeof(kvs) / sizeof(kvs[0]); i++) {
+    store_record r = {.kind = STORE_RECORD_SNAPSHOT_KV, .snapshot_kv = kvs[i]};
+    round_trip(&r, buf, sizeof(buf));
+  }
+  /* A large value (multi-byte length prefixes). */
+  enum { BIG = 200000 };
+  uint8_t *big = malloc(BIG);
+  for (size_t i = 0; i < BIG; i++) big[i] = (uint8_t)(i * 7);
+  store_record r = {.kind = STORE_RECORD_SNAPSHOT_KV,
+                    .snapshot_kv = {.main = 77,
+                                    .sub = 1,
+                                    .key = {big, 300},
+                                    .value = {big + 300, BIG - 300},
+                                    .create_revision = 70,
+                                    .version = 2}};
+  size_t cap = BIG + 1024;
+  uint8_t *out = malloc(cap);
+  round_trip(&r, out, cap);
+  free(out);
+  free(big);
+}
+
+static void test_invalid_snapshot_records(void **state) {
+  (void)state;
+  uint8_t buf[256];
+  size_t n;
+  store_record null_key = {.kind = STORE_RECORD_SNAPSHOT_KV, .snapshot_kv = {.key = {NULL, 1}}};
+  assert_int_equal(store_record_encoded_size(&null_key, &n), -EINVAL);
+  assert_int_equal(store_record_encode(&null_key, buf, sizeof(buf), &n), -EINVAL);
+  store_record null_value = {
+      .kind = STORE_RECORD_SNAPSHOT_KV,
+      .snapshot_kv = {.key = STORE_SLICE_STR("k"), .value = {NULL, 2}, .tombstone = true}};
+  assert_int_equal(store_record_encoded_size(&null_value, &n), -EINVAL);
+  assert_int_equal(store_record_encode(&null_value, buf, sizeof(buf), &n), -EINVAL);
+  store_record bad_kind = {.kind = (store_record_kind)7};
+  assert_int_equal(store_record_encode(&bad_kind, buf, sizeof(buf), &n), -EINVAL);
+}
+
+static void test_golden_protoc_snapshot(void **state) {
+  (void)state;
+  assert_int_equal(g_ngolden, NGOLDEN);
+  store_record recs[3] = {
+      {.kind = STORE_RECORD_SNAPSHOT_META,
+       .snapshot_meta = {.revision = 1000, .compact_revision = 900, .wal_index = UINT64_MAX}},
+      {.kind = STORE_RECORD_SNAPSHOT_KV,
+       .snapshot_kv = {.main = 42,
+                       .sub = 3,
+                       .key = STORE_SLICE_STR("/registry/pods/default/web-1"),
+                       .value = {(const uint8_t *)"v\0\377", 3},
+                       .create_revision = 7,
+                       .version = 12,
+                       .lease = -5}},
+      {.kind = STORE_RECORD_SNAPSHOT_KV,
+       .snapshot_kv = {.main = 900, .key = STORE_SLICE_STR("gone"), .tombstone = true}},
+  };
+  for (int i = 0; i < 3; i++) {
+    size_t glen;
+    uint8_t *golden = read_file(g_golden[4 + i], &glen);
+    uint8_t buf[256];
+    size_t len;
+    assert_int_equal(store_record_encode(&recs[i], buf, sizeof(buf), &len), 0);
+    assert_int_equal(len, glen);
+    assert_memory_equal(buf, golden, glen);
+    recorder *r = calloc(1, sizeof(*r));
+    assert_int_equal(decode_into(r, golden, glen, NULL), 0);
+    assert_matches(r, &recs[i]);
+    assert_int_equal(store_record_kind_of(golden, glen, NULL), recs[i].kind);
+    free(r);
+    free(golden);
+  }
+}
+
+/* Every proper prefix of a snapshot record fails with nothing delivered (its
+ * body is one length-delimited field, so no prefix is a complete record), and
+ * so does every bit flip that makes the record malformed; a flip that leaves a
+ * valid record delivers exactly one record. */
+static void check_truncations_and_flips(const store_record *rec) {
+  uint8_t buf[512];
+  size_t len;
+  assert_int_equal(store_record_encode(rec, buf, sizeof(buf), &len), 0);
+  recorder *r = calloc(1, sizeof(*r));
+  for (size_t cut = 0; cut < len; cut++) {
+    uint8_t *p = malloc(cut ? cut : 1); /* exactly `cut` bytes: ASan sees overreads */
+    memcpy(p, buf, cut);
+    keel_error err = {0};
+    assert_int_equal(decode_into(r, p, cut, &err), -EBADMSG);
+    assert_int_equal(r->n, 0);
+    assert_true(strlen(err.message) > 0);
+    assert_int_equal(store_record_kind_of(p, cut, NULL), -EBADMSG);
+    free(p);
+  }
+  int failed = 0;
+  for (size_t i = 0; i < len * 8; i++) {
+    uint8_t *p = malloc(len);
+    memcpy(p, buf, len);
+    p[i / 8] ^= (uint8_t)(1u << (i % 8));
+    int rc = decode_into(r, p, len, NULL);
+    if (rc != 0) {
+      assert_int_equal(rc, -EBADMSG);
+      assert_int_equal(r->n, 0);
+      failed++;
+    } else {
+      assert_true(r->n >= 1);
+      assert_true(store_record_kind_of(p, len, NULL) > 0);
+    }
+    free(p);
+  }
+  assert_true(failed > 0);
+  free(r);
+}
+
+static void test_snapshot_truncated_and_bit_flips(void **state) {
+  (void)state;
+  store_record meta = {
+      .kind = STORE_RECORD_SNAPSHOT_META,
+      .snapshot_meta = {.revision = 123456, .compact_revision = 100000, .wal_index = 987654321}};
+  check_truncations_and_flips(&meta);
+  store_record kv = {.kind = STORE_RECORD_SNAPSHOT_KV,
+                     .snapshot_kv = {.main = 1000,
+                                     .sub = 2,
+                                     .key = STORE_SLICE_STR("key-one"),
+                                     .value = STORE_SLICE_STR("value-one"),
+                                     .create_revision = 990,
+                                     .version = 4,
+                                     .lease = 77}};
+  check_truncations_and_flips(&kv);
+  store_record tomb = {.kind = STORE_RECORD_SNAPSHOT_KV,
+                       .snapshot_kv = {.main = 5, .key = STORE_SLICE_STR("t"), .tombstone = true}};
+  check_truncations_and_flips(&tomb);
+}
+
+static void test_snapshot_strictness(void **state) {
+  (void)state;
+  recorder *r = calloc(1, sizeof(*r));
+  keel_error err = {0};
+  /* Body members past the known ones (7, and 1000) are still refused. */
+  const uint8_t future7[] = {0x3a, 0x00};
+  assert_int_equal(decode_into(r, future7, sizeof(future7), &err), -EBADMSG);
+  assert_non_null(strstr(err.message, "no known body"));
+  assert_int_equal(store_record_kind_of(future7, sizeof(future7), NULL), -EBADMSG);
+  const uint8_t future1000[] = {0xc2, 0x3e, 0x02, 0x08, 0x01};
+  assert_int_equal(decode_into(r, future1000, sizeof(future1000), &err), -EBADMSG);
+  assert_int_equal(r->n, 0);
+  /* Empty snapshot_meta / snapshot_kv messages are valid: all defaults. */
+  const uint8_t empty_meta[] = {0x2a, 0x00};
+  assert_int_equal(decode_into(r, empty_meta, sizeof(empty_meta), NULL), 0);
+  assert_int_equal(r->n, 1);
+  assert_int_equal(r->ev[0].kind, 'M');
+  assert_int_equal(r->ev[0].a, 0);
+  assert_true(r->ev[0].u == 0);
+  const uint8_t empty_kv[] = {0x32, 0x00};
+  assert_int_equal(decode_into(r, empty_kv, sizeof(empty_kv), NULL), 0);
+  assert_int_equal(r->n, 1);
+  assert_int_equal(r->ev[0].kind, 'V');
+  assert_non_null(r->ev[0].kv.key.data);
+  assert_int_equal(r->ev[0].kv.key.len, 0);
+  assert_non_null(r->ev[0].kv.value.data);
+  assert_int_equal(r->ev[0].kv.value.len, 0);
+  assert_false(r->ev[0].kv.tombstone);
+  /* The body twice: kv then kv, meta then kv, kv then txn. */
+  const uint8_t kv_twice[] = {0x32, 0x02, 0x08, 0x01, 0x32, 0x02, 0x08, 0x02};
+  assert_int_equal(decode_into(r, kv_twice, sizeof(kv_twice), &err), -EBADMSG);
+  assert_non_null(strstr(err.message, "more than once"));
+  const uint8_t meta_kv[] = {0x2a, 0x02, 0x08, 0x01, 0x32, 0x02, 0x08, 0x02};
+  assert_int_equal(decode_into(r, meta_kv, sizeof(meta_kv), &err), -EBADMSG);
+  const uint8_t kv_txn[] = {0x32, 0x03, 0x1a, 0x01, 'k', 0x0a, 0x02, 0x08, 0x01};
+  assert_int_equal(decode_into(r, kv_txn, sizeof(kv_txn), &err), -EBADMSG);
+  assert_int_equal(r->n, 0);
+  /* A field of the wrong wire type (key as a varint, tombstone as bytes). */
+  const uint8_t key_varint[] = {0x32, 0x02, 0x18, 0x01};
+  assert_int_equal(decode_into(r, key_varint, sizeof(key_varint), &err), -EBADMSG);
+  const uint8_t tomb_bytes[] = {0x32, 0x03, 0x42, 0x01, 0x01};
+  assert_int_equal(decode_into(r, tomb_bytes, sizeof(tomb_bytes), &err), -EBADMSG);
+  /* A key whose length runs past the body. */
+  const uint8_t key_long[] = {0x32, 0x03, 0x1a, 0x05, 'k', 'x', 'y'};
+  assert_int_equal(decode_into(r, key_long, sizeof(key_long), &err), -EBADMSG);
+  assert_int_equal(r->n, 0);
+  free(r);
+}
+
+/* Unknown fields inside SnapshotMeta/SnapshotKv are ignored (a later field
+ * stays readable); a repeated scalar or bytes field takes the last value, as
+ * protobuf says. */
+static void test_snapshot_unknown_fields_and_last_wins(void **state) {
+  (void)state;
+  recorder *r = calloc(1, sizeof(*r));
+  /* SnapshotKv{main 9, key "a", field 15 string "zz", key "bc", tombstone 2 (true),
+   * field 9 varint 1}. */
+  const uint8_t kv[] = {0x32, 0x11, 0x08, 0x09, 0x1a, 0x01, 'a',  0x7a, 0x02, 'z',
+                        'z',  0x1a, 0x02, 'b',  'c',  0x40, 0x02, 0x48, 0x01};
+  assert_int_equal(decode_into(r, kv, sizeof(kv), NULL), 0);
+  assert_int_equal(r->n, 1);
+  assert_int_equal(r->ev[0].kv.main, 9);
+  assert_int_equal(r->ev[0].kv.key.len, 2);
+  assert_memory_equal(r->ev[0].kv.key.data, "bc", 2);
+  assert_true(r->ev[0].kv.key.data == kv + 13);
+  assert_true(r->ev[0].kv.tombstone);
+  /* SnapshotMeta{revision 3, field 4 fixed64, wal_index 5}. */
+  const uint8_t meta[] = {0x2a, 0x0d, 0x08, 0x03, 0x21, 1, 2, 3, 4, 5, 6, 7, 8, 0x18, 0x05};
+  assert_int_equal(decode_into(r, meta, sizeof(meta), NULL), 0);
+  assert_int_equal(r->n, 1);
+  assert_int_equal(r->ev[0].a, 3);
+  assert_true(r->ev[0].u == 5);
+  free(r);
+}
+
+static int v_kv_stop(void *arg, const store_snapshot_kv *kv) {
+  (void)kv;
+  return *(int *)arg;
+}
+
+static void test_snapshot_visitors(void **state) {
+  (void)state;
+  store_record rec = {.kind = STORE_RECORD_SNAPSHOT_KV,
+                      .snapshot_kv = {.main = 3, .key = STORE_SLICE_STR("k")}};
+  uint8_t buf[64];
+  size_t len;
+  assert_int_equal(store_record_encode(&rec, buf, sizeof(buf), &len), 0);
+  /* A visitor's error is returned; a positive return is -ECANCELED. */
+  store_record_visitor stop = {.snapshot_kv = v_kv_stop};
+  int want = -EINTR;
+  assert_int_equal(store_record_decode(buf, len, &stop, &want, NULL), -EINTR);
+  want = 1;
+  assert_int_equal(store_record_decode(buf, len, &stop, &want, NULL), -ECANCELED);
+  /* A visitor without the kind's callback (e.g. one written for WAL records
+   * only) skips it; kind_of still names it. */
+  recorder *r = calloc(1, sizeof(*r));
+  store_record_visitor wal_only = {v_txn, v_change, v_compact, v_grant, v_revoke, NULL, NULL};
+  r->buf = buf;
+  r->len = len;
+  assert_int_equal(store_record_decode(buf, len, &wal_only, r, NULL), 0);
+  assert_int_equal(r->n, 0);
+  assert_int_equal(store_record_decode(buf, len, NULL, NULL, NULL), 0);
+  assert_int_equal(store_record_kind_of(buf, len, NULL), STORE_RECORD_SNAPSHOT_KV);
+  /* And snapshot callbacks see nothing of WAL records. */
+  store_record_visitor snap_only = {.snapshot_meta = v_meta, .snapshot_kv = v_kv};
+  store_record compact = {.kind = STORE_RECORD_COMPACT, .compact = {.revision = 4}};
+  assert_int_equal(store_record_encode(&compact, buf, sizeof(buf), &len), 0);
+  r->n = 0;
+  assert_int_equal(store_record_decode(buf, len, &snap_only, r, NULL), 0);
+  assert_int_equal(r->n, 0);
+  free(r);
+}
+
+/* What a snapshot looks like to the apply loop: meta, every kept record,
+ * leases, back to back; decoded record by record without allocating. */
+static void test_snapshot_stream(void **state) {
+  (void)state;
+  enum { NKV = 500, CAP = 1 << 20 };
+  uint8_t *arena = malloc(CAP);
+  size_t *offs = calloc(NKV + 8, sizeof(*offs)), nrec = 0, used = 0, len;
+  char key[32], val[32];
+  store_record meta = {
+      .kind = STORE_RECORD_SNAPSHOT_META,
+      .snapshot_meta = {.revision = NKV, .compact_revision = 100, .wal_index = 4242}};
+  assert_int_equal(store_record_encode(&meta, arena, CAP, &len), 0);
+  offs[nrec++] = 0;
+  used = len;
+  for (int i = 1; i <= NKV; i++) {
+    int kn = snprintf(key, sizeof(key), "/k/%04d", i % 97);
+    int vn = snprintf(val, sizeof(val), "v%d", i);
+    store_record kv = {.kind = STORE_RECORD_SNAPSHOT_KV,
+                       .snapshot_kv = {.main = i,
+                                       .sub = i % 3,
+                                       .key = {(const uint8_t *)key, (size_t)kn},
+                                       .value = {(const uint8_t *)val, (size_t)(i % 5 ? vn : 0)},
+                                       .create_revision = i - i % 97,
+                                       .version = i / 97 + 1,
+                                       .lease = i % 4,
+                                       .tombstone = i % 5 == 0}};
+    g_counting = 1;
+    g_allocs = 0;
+    assert_int_equal(store_record_encode(&kv, arena + used, CAP - used, &len), 0);
+    g_counting = 0;
+    assert_int_equal(g_allocs, 0);
+    offs[nrec++] = used;
+    used += len;
+  }
+  store_record lease = {.kind = STORE_RECORD_LEASE_GRANT, .lease_grant = {.id = 3, .ttl = 60}};
+  assert_int_equal(store_record_encode(&lease, arena + used, CAP - used, &len), 0);
+  offs[nrec++] = used;
+  used += len;
+  offs[nrec] = used;
+
+  recorder *r = calloc(1, sizeof(*r));
+  for (size_t i = 0; i < nrec; i++) {
+    const uint8_t *p = arena + offs[i];
+    size_t n = offs[i + 1] - offs[i];
+    g_counting = 1;
+    g_allocs = 0;
+    int rc = decode_into(r, p, n, NULL);
+    g_counting = 0;
+    assert_int_equal(rc, 0);
+    assert_int_equal(g_allocs, 0);
+    assert_int_equal(r->n, 1);
+    if (i == 0) {
+      assert_int_equal(r->ev[0].kind, 'M');
+      assert_true(r->ev[0].u == 4242);
+    } else if (i == nrec - 1) {
+      assert_int_equal(r->ev[0].kind, 'G');
+    } else {
+      int k = (int)i;
+      const store_snapshot_kv *kv = &r->ev[0].kv;
+      assert_int_equal(r->ev[0].kind, 'V');
+      assert_int_equal(kv->main, k);
+      assert_int_equal(kv->sub, k % 3);
+      assert_int_equal(kv->create_revision, k - k % 97);
+      assert_int_equal(kv->version, k / 97 + 1);
+      assert_int_equal(kv->lease, k % 4);
+      assert_int_equal(kv->tombstone, k % 5 == 0);
+      assert_int_equal(kv->value.len == 0, k % 5 == 0);
+      int kn = snprintf(key, sizeof(key), "/k/%04d", k % 97);
+      assert_int_equal(kv->key.len, (size_t)kn);
+      assert_memory_equal(kv->key.data, key, kv->key.len);
+    }
+  }
+  free(r);
+  free(offs);
+  free(arena);
+}
+
 int main(int argc, char **argv) {
   g_golden = argv + 1;
   g_ngolden = argc - 1;
@@ -485,6 +880,14 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_strictness),
       cmocka_unit_test(test_unknown_fields_ignored),
       cmocka_unit_test(test_visitor_abort_and_partial_visitors),
+      cmocka_unit_test(test_round_trip_snapshot_kinds),
+      cmocka_unit_test(test_invalid_snapshot_records),
+      cmocka_unit_test(test_golden_protoc_snapshot),
+      cmocka_unit_test(test_snapshot_truncated_and_bit_flips),
+      cmocka_unit_test(test_snapshot_strictness),
+      cmocka_unit_test(test_snapshot_unknown_fields_and_last_wins),
+      cmocka_unit_test(test_snapshot_visitors),
+      cmocka_unit_test(test_snapshot_stream),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

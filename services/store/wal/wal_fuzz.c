@@ -237,6 +237,8 @@ static void fuzz_recovery(const uint8_t *data, size_t size, uint8_t opt) {
 typedef struct visited {
   int kind;
   int64_t a, b;
+  uint64_t u;
+  store_snapshot_kv kv;
   size_t n;
   store_change ch[MAX_CHANGES];
   size_t nch;
@@ -281,7 +283,22 @@ static int vt_revoke(void *arg, int64_t id) {
   v->a = id;
   return 0;
 }
-static const store_record_visitor k_vt = {vt_txn, vt_change, vt_compact, vt_grant, vt_revoke};
+static int vt_meta(void *arg, int64_t rev, int64_t compact_rev, uint64_t wal_index) {
+  visited *v = arg;
+  v->kind = STORE_RECORD_SNAPSHOT_META;
+  v->a = rev;
+  v->b = compact_rev;
+  v->u = wal_index;
+  return 0;
+}
+static int vt_kv(void *arg, const store_snapshot_kv *kv) {
+  visited *v = arg;
+  v->kind = STORE_RECORD_SNAPSHOT_KV;
+  v->kv = *kv;
+  return 0;
+}
+static const store_record_visitor k_vt = {vt_txn,    vt_change, vt_compact, vt_grant,
+                                          vt_revoke, vt_meta,   vt_kv};
 
 static bool slices_equal(store_slice x, store_slice y) {
   return x.len == y.len && (x.len == 0 || memcmp(x.data, y.data, x.len) == 0);
@@ -315,6 +332,14 @@ static void fuzz_record(const uint8_t *data, size_t size) {
     case STORE_RECORD_LEASE_REVOKE:
       r.lease_revoke.id = v[0].a;
       break;
+    case STORE_RECORD_SNAPSHOT_META:
+      r.snapshot_meta.revision = v[0].a;
+      r.snapshot_meta.compact_revision = v[0].b;
+      r.snapshot_meta.wal_index = v[0].u;
+      break;
+    case STORE_RECORD_SNAPSHOT_KV:
+      r.snapshot_kv = v[0].kv;
+      break;
   }
   size_t need = 0, len = 0;
   CHECK(store_record_encoded_size(&r, &need) == 0);
@@ -323,6 +348,13 @@ static void fuzz_record(const uint8_t *data, size_t size) {
   CHECK(len == need);
   CHECK(store_record_decode(buf, len, &k_vt, &v[1], NULL) == 0);
   CHECK(v[1].kind == v[0].kind && v[1].a == v[0].a && v[1].b == v[0].b && v[1].nch == v[0].nch);
+  CHECK(v[1].u == v[0].u);
+  if (v[0].kind == STORE_RECORD_SNAPSHOT_KV) {
+    const store_snapshot_kv *x = &v[0].kv, *y = &v[1].kv;
+    CHECK(x->main == y->main && x->sub == y->sub && slices_equal(x->key, y->key) &&
+          slices_equal(x->value, y->value) && x->create_revision == y->create_revision &&
+          x->version == y->version && x->lease == y->lease && x->tombstone == y->tombstone);
+  }
   for (size_t i = 0; i < v[0].nch; i++) {
     const store_change *x = &v[0].ch[i], *y = &v[1].ch[i];
     CHECK(x->type == y->type && slices_equal(x->key, y->key));
@@ -451,16 +483,27 @@ void wal_fuzz_seeds(void (*fn)(void *arg, const uint8_t *data, size_t len), void
       {.type = STORE_CHANGE_DELETE, .key = STORE_SLICE_STR("/registry/b")},
       {.type = STORE_CHANGE_PUT, .key = STORE_SLICE_STR("c"), .value = STORE_SLICE_STR("")},
   };
-  store_record recs[5] = {
+  store_record recs[7] = {
       {.kind = STORE_RECORD_TXN, .txn = {.revision = 5, .changes = ch, .nchanges = 3}},
       {.kind = STORE_RECORD_TXN, .txn = {.revision = 6, .revoke_lease = 7}},
       {.kind = STORE_RECORD_COMPACT, .compact = {.revision = 4}},
       {.kind = STORE_RECORD_LEASE_GRANT, .lease_grant = {.id = 7, .ttl = 30}},
       {.kind = STORE_RECORD_LEASE_REVOKE, .lease_revoke = {.id = 7}},
+      {.kind = STORE_RECORD_SNAPSHOT_META,
+       .snapshot_meta = {.revision = 6, .compact_revision = 4, .wal_index = 5}},
+      {.kind = STORE_RECORD_SNAPSHOT_KV,
+       .snapshot_kv = {.main = 5,
+                       .sub = 2,
+                       .key = STORE_SLICE_STR("c"),
+                       .value = STORE_SLICE_STR("v"),
+                       .create_revision = 5,
+                       .version = 1,
+                       .lease = 7,
+                       .tombstone = true}},
   };
   uint8_t frames[2048];
   size_t off = 0;
-  for (int i = 0; i < 5; i++) {
+  for (int i = 0; i < 7; i++) {
     uint8_t rec[256];
     size_t len;
     if (store_record_encode(&recs[i], rec, sizeof(rec), &len) != 0) abort();
