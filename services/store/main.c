@@ -177,10 +177,10 @@ int main(int argc, char **argv) {
       FLAG_BYTES("max-request-bytes", &c.max_request_bytes,
                  "largest write request accepted; gRPC's limit is this + 512 KiB"),
       FLAG_STRING("auto-compaction-mode", &c.auto_compaction_mode,
-                  "periodic or revision (accepted; not applied yet)"),
+                  "periodic or revision"),
       FLAG_STRING("auto-compaction-retention", &c.auto_compaction_retention,
-                  "periodic: a duration or whole hours; revision: a revision count; 0 = off "
-                  "(accepted; not applied yet)"),
+                  "periodic: a duration or whole hours of history to keep; revision: how "
+                  "many revisions to keep; 0 = off"),
       FLAG_INT("snapshot-count", &c.snapshot_count, "WAL records between snapshots (0: the default)"),
       FLAG_STRING_LIST("listen-metrics-urls", &c.listen_metrics,
                        "http://host:port URLs serving /metrics and /healthz (default: none)"),
@@ -229,7 +229,9 @@ int main(int argc, char **argv) {
   store_options sopts = {.data_dir = c.data_dir,
                          .name = c.name,
                          .unsafe_no_fsync = c.unsafe_no_fsync,
-                         .snapshot_count = (uint64_t)c.snapshot_count};
+                         .snapshot_count = (uint64_t)c.snapshot_count,
+                         .auto_compaction_retention_ms = c.compaction.retention_ms,
+                         .auto_compaction_retention_revs = c.compaction.retention_revs};
   st = store_open(&sopts, &err);
   if (!st) goto out;
   smetrics = store_metrics_register(metrics_default(), st);
@@ -296,8 +298,8 @@ int main(int argc, char **argv) {
            "max_request_bytes", log_int(c.max_request_bytes), "unsafe_no_fsync",
            c.unsafe_no_fsync ? "true" : "false");
   if (c.compaction.retention_ms || c.compaction.retention_revs)
-    LOG_WARN("auto compaction is accepted but not applied yet", "mode", c.auto_compaction_mode,
-             "retention", c.auto_compaction_retention);
+    LOG_INFO("auto compaction on", "mode", c.auto_compaction_mode, "retention",
+             c.auto_compaction_retention);
   rpc_server_run(srv);
   exit_code = 0;
 out:

@@ -82,6 +82,14 @@ struct store {
   int64_t *revoking; /* expired ids with a revoke in the pipeline */
   size_t nrevoking, caprevoking;
 
+  /* Auto compaction (timer thread only). */
+  struct {
+    int64_t t_ms, rev;
+  } samples[16]; /* periodic mode: revision samples, oldest first */
+  int nsamples;
+  int64_t next_check_ms;
+  atomic_uint_fast64_t auto_compactions;
+
   char snap_dir[4096];
   uint64_t snapshot_index; /* WAL index of the newest snapshot */
   uint64_t snapshots;      /* written by this process */
@@ -1045,6 +1053,59 @@ int store_lease_leases(store *s, Etcdserverpb__LeaseLeasesResponse *out) {
   return 0;
 }
 
+static void compact_done(void *arg, const kv_error *err, ProtobufCMessage *resp) {
+  store *s = arg;
+  if (!err) atomic_fetch_add(&s->auto_compactions, 1);
+  if (resp) protobuf_c_message_free_unpacked(resp, NULL);
+}
+
+/* etcd's auto compaction, on the timer thread; the compaction itself goes
+ * through the pipeline (logged, ordered with writes) like a client's. */
+static void maybe_auto_compact(store *s) {
+  int64_t now = now_ms();
+  if (now < s->next_check_ms) return;
+  int64_t target = 0;
+  if (s->opts.auto_compaction_retention_ms > 0) {
+    int64_t period = s->opts.auto_compaction_retention_ms;
+    int64_t interval = s->opts.auto_compaction_check_ms > 0 ? s->opts.auto_compaction_check_ms
+                       : period / 10 < 3600000             ? period / 10
+                                                           : 3600000;
+    if (interval < 1) interval = 1;
+    s->next_check_ms = now + interval;
+    /* The newest sample at least one retention old is what to keep history from. */
+    int keep = -1;
+    for (int i = 0; i < s->nsamples; i++)
+      if (s->samples[i].t_ms <= now - period) keep = i;
+    if (keep >= 0) {
+      target = s->samples[keep].rev;
+      memmove(s->samples, s->samples + keep + 1, (size_t)(s->nsamples - keep - 1) * sizeof(s->samples[0]));
+      s->nsamples -= keep + 1;
+    }
+    if (s->nsamples == (int)(sizeof(s->samples) / sizeof(s->samples[0]))) {
+      memmove(s->samples, s->samples + 1, (size_t)(s->nsamples - 1) * sizeof(s->samples[0]));
+      s->nsamples--;
+    }
+    s->samples[s->nsamples].t_ms = now;
+    s->samples[s->nsamples].rev = atomic_load(&s->published);
+    s->nsamples++;
+  } else if (s->opts.auto_compaction_retention_revs > 0) {
+    s->next_check_ms = now + (s->opts.auto_compaction_check_ms > 0 ? s->opts.auto_compaction_check_ms
+                                                                   : 5 * 60 * 1000);
+    target = atomic_load(&s->published) - s->opts.auto_compaction_retention_revs;
+  } else {
+    s->next_check_ms = INT64_MAX;
+    return;
+  }
+  pthread_rwlock_rdlock(&s->lock);
+  int64_t compacted = kv_compact_rev(s->kv);
+  pthread_rwlock_unlock(&s->lock);
+  if (target <= compacted || target <= 1) return;
+  Etcdserverpb__CompactionRequest req = ETCDSERVERPB__COMPACTION_REQUEST__INIT;
+  req.revision = target;
+  LOG_INFO("store: auto compaction", "revision", log_int(target));
+  submit(s, OP_COMPACT, &req.base, compact_done, s);
+}
+
 /* Revokes expired leases through the pipeline, so their key deletions are
  * logged and watched like any write. */
 static void *lease_main(void *arg) {
@@ -1081,6 +1142,7 @@ static void *lease_main(void *arg) {
       expired[n++] = expired[i];
     }
     pthread_mutex_unlock(&s->lease_mu);
+    maybe_auto_compact(s);
     for (size_t i = 0; i < n; i++) {
       Etcdserverpb__LeaseRevokeRequest req = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
       req.id = expired[i];
@@ -1149,6 +1211,7 @@ void store_get_status(store *s, store_status *out) {
   out->wal_fsyncs = ws.fsyncs;
   out->wal_records = ws.records;
   out->snapshots = s->snapshots;
+  out->auto_compactions = atomic_load(&s->auto_compactions);
   out->snapshot_index = s->snapshot_index;
 }
 

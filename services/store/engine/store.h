@@ -42,6 +42,15 @@ typedef struct store_options {
   int lease_check_ms;        /* how often expired leases are revoked; default 500 (etcd's) */
   uint64_t snapshot_count;   /* WAL records between snapshots (etcd --snapshot-count); default 100000 */
   uint64_t wal_segment_bytes; /* WAL segment size; default 64 MiB (tests use small ones) */
+  /* Auto compaction, as etcd's --auto-compaction-mode/-retention. Periodic: keep
+   * the history of the last retention_ms (a revision is sampled every tenth of
+   * it, at most hourly; compaction goes to the revision sampled retention_ms
+   * ago). Revision: keep the newest retention_revs revisions, checked every
+   * 5 minutes. 0 = off. auto_compaction_check_ms overrides the check interval
+   * (tests). */
+  int64_t auto_compaction_retention_ms;
+  int64_t auto_compaction_retention_revs;
+  int64_t auto_compaction_check_ms;
 } store_options;
 
 store *store_open(const store_options *opts, keel_error *err);
@@ -151,6 +160,7 @@ typedef struct store_status {
   uint64_t wal_records;
   uint64_t snapshots;
   uint64_t snapshot_index;
+  uint64_t auto_compactions;
 } store_status;
 
 void store_get_status(store *s, store_status *out);

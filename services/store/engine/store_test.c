@@ -384,6 +384,62 @@ static void test_snapshot_and_wal_tail_recover_everything(void **state) {
   free(dir);
 }
 
+static void put_n(store *s, waiter *w, int n, int *submitted) {
+  for (int i = 0; i < n; i++) {
+    Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
+    req.key = (ProtobufCBinaryData){1, (uint8_t *)"a"};
+    req.value = (ProtobufCBinaryData){1, (uint8_t *)"v"};
+    store_submit_put(s, &req, on_done, w);
+    (*submitted)++;
+  }
+  wait_for(w, *submitted);
+}
+
+static void test_auto_compaction_revision_and_periodic(void **state) {
+  (void)state;
+  char *dir = temp_dir();
+  keel_error err = {0};
+  /* Revision mode: keep the newest 10 revisions. */
+  store_options opts = {.data_dir = dir, .name = "t", .lease_check_ms = 20,
+                        .auto_compaction_retention_revs = 10, .auto_compaction_check_ms = 20};
+  store *s = store_open(&opts, &err);
+  assert_non_null(s);
+  waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+  int n = 0;
+  put_n(s, &w, 50, &n); /* revisions 2..51 */
+  store_status st;
+  for (int i = 0; i < 200; i++) {
+    store_get_status(s, &st);
+    if (st.compact_revision == 41) break;
+    usleep(10000);
+  }
+  assert_int_equal(st.compact_revision, 41);
+  store_close(s);
+  free(dir);
+
+  /* Periodic mode: history older than 200 ms goes. */
+  dir = temp_dir();
+  store_options popts = {.data_dir = dir, .name = "t", .lease_check_ms = 20,
+                         .auto_compaction_retention_ms = 200, .auto_compaction_check_ms = 20};
+  s = store_open(&popts, &err);
+  assert_non_null(s);
+  w.done = w.ok = 0;
+  n = 0;
+  put_n(s, &w, 20, &n); /* revisions 2..21 */
+  usleep(500000);       /* samples now hold revision 21 from over 200 ms ago */
+  put_n(s, &w, 5, &n);  /* 22..26 stay in the window */
+  for (int i = 0; i < 200; i++) {
+    store_get_status(s, &st);
+    if (st.compact_revision >= 21) break;
+    usleep(10000);
+  }
+  assert_true(st.compact_revision >= 21);
+  assert_true(st.compact_revision < 26);
+  assert_true(st.auto_compactions >= 1);
+  store_close(s);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_concurrent_writers_group_commit_and_recovery),
@@ -391,6 +447,7 @@ int main(void) {
       cmocka_unit_test(test_events_after_durability_and_history),
       cmocka_unit_test(test_lease_expiry_deletes_keys_and_survives_restart),
       cmocka_unit_test(test_snapshot_and_wal_tail_recover_everything),
+      cmocka_unit_test(test_auto_compaction_revision_and_periodic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
