@@ -279,6 +279,7 @@ int main(int argc, char **argv) {
   watch_hub_options wopts = {.max_send_bytes = kv_service_max_message_bytes(c.max_request_bytes)};
   hub = watch_hub_create(st, &wopts, &err);
   if (!hub || watch_service_register(hub, srv, &err) < 0) goto out;
+  store_metrics_set_watch_hub(smetrics, hub);
   if (rpc_server_start(srv, &err) < 0) goto out;
   for (int i = 0; i < c.listen_metrics.count; i++) {
     char addr[300];
@@ -314,6 +315,7 @@ out:
    * memory goes only after. */
   if (hub) watch_hub_stop(hub);
   store_close(st);
+  store_metrics_set_watch_hub(smetrics, NULL);
   watch_hub_destroy(hub);
   rpc_server_destroy(srv);
   kv_service_destroy(svc);

@@ -6,12 +6,15 @@
 
 struct store_metrics {
   store *store;
+  watch_hub *hub;
   store_status st; /* written by the render hook, read by the gauges, both under the registry lock */
+  watch_hub_stats ws;
 };
 
 static void snapshot(void *arg) {
   store_metrics *m = arg;
   store_get_status(m->store, &m->st);
+  if (m->hub) watch_hub_get_stats(m->hub, &m->ws);
 }
 
 #define GAUGE(field)                                    \
@@ -25,7 +28,20 @@ GAUGE(memory_bytes)
 GAUGE(raft_index)
 GAUGE(wal_fsyncs)
 GAUGE(wal_records)
+GAUGE(leases)
+GAUGE(snapshots)
+GAUGE(auto_compactions)
 #undef GAUGE
+
+#define WGAUGE(field)                                   \
+  static double wgauge_##field(void *arg) {             \
+    return (double)((store_metrics *)arg)->ws.field;    \
+  }
+WGAUGE(watchers)
+WGAUGE(streams)
+WGAUGE(unsynced)
+WGAUGE(fell_behind)
+#undef WGAUGE
 
 static double gauge_one(void *arg) {
   (void)arg;
@@ -43,6 +59,16 @@ static const struct {
     {"keel_store_raft_index", "WAL records durable (etcd's raft index).", gauge_raft_index},
     {"keel_store_wal_fsyncs", "fdatasync calls by the WAL since start.", gauge_wal_fsyncs},
     {"keel_store_wal_records", "Records the WAL wrote since start.", gauge_wal_records},
+    {"keel_store_leases", "Leases granted and not yet revoked.", gauge_leases},
+    {"keel_store_snapshots", "Snapshots written since start.", gauge_snapshots},
+    {"keel_store_auto_compactions", "Compactions made by --auto-compaction since start.",
+     gauge_auto_compactions},
+    {"etcd_debugging_mvcc_watcher_total", "Watchers, all streams.", wgauge_watchers},
+    {"keel_store_watch_streams", "Open Watch streams.", wgauge_streams},
+    {"keel_store_watchers_unsynced", "Watchers catching up from history (slow or historical).",
+     wgauge_unsynced},
+    {"keel_store_watchers_fell_behind", "Times a watcher's queue was full and it went unsynced.",
+     wgauge_fell_behind},
     {"etcd_server_has_leader", "Whether a leader exists: always 1 for keel-store's single member.",
      gauge_one},
     {"etcd_mvcc_db_total_size_in_bytes", "keel-store: bytes of key-value state held in memory.",
@@ -63,3 +89,7 @@ store_metrics *store_metrics_register(metrics_registry *reg, store *s) {
 }
 
 void store_metrics_free(store_metrics *m) { free(m); }
+
+void store_metrics_set_watch_hub(store_metrics *m, watch_hub *hub) {
+  if (m) m->hub = hub;
+}

@@ -14,10 +14,14 @@
 
 #include "common/metrics/metrics.h"
 #include "services/store/engine/store.h"
+#include "services/store/watch/watch_hub.h"
 
 typedef struct store_metrics store_metrics;
 
 store_metrics *store_metrics_register(metrics_registry *reg, store *s);
 void store_metrics_free(store_metrics *m);
+/* Adds the watch hub's gauges (watchers, streams, unsynced); hub borrowed, and
+ * must outlive the metrics or be detached with NULL before it goes. */
+void store_metrics_set_watch_hub(store_metrics *m, watch_hub *hub);
 
 #endif
