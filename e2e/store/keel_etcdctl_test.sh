@@ -242,10 +242,10 @@ if keel_wait_ready tls 20; then
     keel_fail "--max-request-bytes=1048576: a 1.6 MiB put exceeds the server's gRPC limit"
     echo "  $OUT"
   fi
-  if grep -q -- '"msg":"auto compaction is accepted but not applied yet"' "$(keel_log_file tls)"; then
-    keel_pass "auto compaction flags: accepted and logged"
+  if grep -q -- '"msg":"auto compaction on"' "$(keel_log_file tls)"; then
+    keel_pass "auto compaction flags: accepted and turned on"
   else
-    keel_fail "auto compaction flags: accepted and logged"
+    keel_fail "auto compaction flags: accepted and turned on"
   fi
   keel_stop tls 10
   expect_eq "tls: SIGTERM exit status 0" "0" "$?"
