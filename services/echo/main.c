@@ -13,7 +13,7 @@
 #include "common/rpc/rpc.h"
 #include "common/sched/sched.h"
 #include "services/echo/echo_service.h"
-#include "services/echo/ready_file.h"
+#include "common/ready/ready_file.h"
 
 extern const unsigned char keel_echo_descriptor_set[];
 extern const unsigned long keel_echo_descriptor_set_len;
@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
     ready_file_add_http(&ready, http_listen, httpd_port(http));
   }
   if (ready_file && ready_file_write(&ready, ready_file, &err) < 0) goto out;
-  LOG_INFO("keel-echo serving", "grpc", ready.grpc_first, "http", ready.http[0] ? ready.http : "off",
+  LOG_INFO("keel-echo serving", "grpc", ready.grpc_first, "http", ready.http_first[0] ? ready.http_first : "off",
            "threads", log_int(threads), "tls", tls_cert ? (tls_client_ca ? "mutual" : "server") : "off");
   rpc_server_run(srv);
   exit_code = 0;

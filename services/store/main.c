@@ -20,7 +20,7 @@
 #include "services/store/server/lease_service.h"
 #include "services/store/watch/watch_hub.h"
 #include "services/store/watch/watch_service.h"
-#include "services/store/server/ready_file.h"
+#include "common/ready/ready_file.h"
 #include "services/store/server/store_metrics.h"
 
 #define MAX_METRICS_LISTENERS 8

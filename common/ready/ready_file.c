@@ -1,5 +1,5 @@
-/* services/echo/ready_file.c — see ready_file.h. */
-#include "services/echo/ready_file.h"
+/* common/ready/ready_file.c — see ready_file.h. */
+#include "common/ready/ready_file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@ static void resolve(char *out, size_t n, const char *addr, int port) {
   snprintf(out, n, "%.*s:%d", host_len, addr, port);
 }
 
-static void append(ready_file_lines *r, const char *key, const char *value) {
+void ready_file_add(ready_file_lines *r, const char *key, const char *value) {
   size_t old = r->text ? strlen(r->text) : 0;
   size_t add = strlen(key) + strlen(value) + 2;
   char *t = realloc(r->text, old + add + 1);
@@ -30,12 +30,14 @@ void ready_file_add_grpc(ready_file_lines *r, const char *addr, int port) {
   char buf[256];
   resolve(buf, sizeof(buf), addr, port);
   if (!r->grpc_first[0]) snprintf(r->grpc_first, sizeof(r->grpc_first), "%s", buf);
-  append(r, "grpc", buf);
+  ready_file_add(r, "grpc", buf);
 }
 
 void ready_file_add_http(ready_file_lines *r, const char *addr, int port) {
-  resolve(r->http, sizeof(r->http), addr, port);
-  append(r, "http", r->http);
+  char buf[256];
+  resolve(buf, sizeof(buf), addr, port);
+  if (!r->http_first[0]) snprintf(r->http_first, sizeof(r->http_first), "%s", buf);
+  ready_file_add(r, "http", buf);
 }
 
 int ready_file_write(const ready_file_lines *r, const char *path, keel_error *err) {

@@ -1,14 +1,13 @@
-/* services/store/server/ready_file.h — the "I am serving" file tests wait for.
+/* common/ready/ready_file.h — the "I am serving" file tests wait for.
  *
- * keel-store's own copy of services/echo's writer (services never depend on each
- * other; it moves to common/ when a third daemon needs it). Lines, one per
+ * Daemons started with port 0 (--ready-file) report what they bound, one line per
  * listener: `grpc=127.0.0.1:40123` or `grpc=unix:/tmp/x.sock` (what the gRPC
  * runtime bound, port 0 resolved), `client-url=http://127.0.0.1:40123` (the
  * same as an etcd client URL), and `http=127.0.0.1:40124` per metrics
  * listener. Written to a temporary name and renamed: a reader never sees a
  * partial file. */
-#ifndef KEEL_SERVICES_STORE_SERVER_READY_FILE_H
-#define KEEL_SERVICES_STORE_SERVER_READY_FILE_H
+#ifndef KEEL_COMMON_READY_READY_FILE_H
+#define KEEL_COMMON_READY_READY_FILE_H
 
 #include "common/base/error.h"
 

@@ -1,0 +1,125 @@
+"""instrumented_fuzzer: clang_fuzzer (//services/store/wal:clang_fuzzer.bzl)
+for code that lives in other packages.
+
+clang_fuzzer compiles only its own `srcs` with clang; everything reached
+through `deps` is linked from the gcc-built static libraries, so it runs
+without coverage feedback and without sanitizers. That is fine when the code
+under test sits in the fuzzer's package (the WAL lists its own .c files), but
+a fuzzer of the engine must not reach for other packages' source files (they
+are not exported). This rule instead walks `deps` with an aspect that reads
+each cc_library's own `srcs` (the files it compiles anyway, so visibility is
+respected: only targets the fuzzer may depend on are visited) and recompiles
+those of the libraries in `instrument` packages with clang
+-fsanitize=fuzzer,address,undefined. Their gcc-built archives are left out of
+the link; the other dependencies (generated protobuf-c code, common/, system
+libraries) are linked as clang_fuzzer does.
+
+Without a clang that supports -fsanitize=fuzzer it builds `srcs` + the
+instrumented sources + `fallback_main` with cc, like clang_fuzzer.
+"""
+
+FuzzSrcsInfo = provider(
+    doc = "Own sources of every cc_library reachable through deps.",
+    fields = {"entries": "depset of struct(owner = label string, package = string, srcs = tuple of File)"},
+)
+
+def _fuzz_srcs_aspect_impl(target, ctx):
+    own = []
+    if ctx.rule.kind == "cc_library" and hasattr(ctx.rule.files, "srcs"):
+        own.append(struct(
+            owner = str(target.label),
+            package = target.label.package,
+            srcs = tuple(ctx.rule.files.srcs),
+        ))
+    trans = []
+    for d in getattr(ctx.rule.attr, "deps", []):
+        if FuzzSrcsInfo in d:
+            trans.append(d[FuzzSrcsInfo].entries)
+    return [FuzzSrcsInfo(entries = depset(own, transitive = trans))]
+
+_fuzz_srcs_aspect = aspect(
+    implementation = _fuzz_srcs_aspect_impl,
+    attr_aspects = ["deps"],
+)
+
+def _in_packages(pkg, prefixes):
+    for p in prefixes:
+        if pkg == p or pkg.startswith(p + "/"):
+            return True
+    return False
+
+def _instrumented_fuzzer_impl(ctx):
+    cc = cc_common.merge_cc_infos(cc_infos = [d[CcInfo] for d in ctx.attr.deps])
+    cctx = cc.compilation_context
+
+    # Sources of the dependencies to instrument, and which archives they replace.
+    inst_srcs = []
+    inst_hdrs = []
+    owners = {}
+    for d in ctx.attr.deps:
+        for e in d[FuzzSrcsInfo].entries.to_list():
+            if not _in_packages(e.package, ctx.attr.instrument) or e.owner in owners:
+                continue
+            owners[e.owner] = True
+            for f in e.srcs:
+                if f.extension == "c":
+                    inst_srcs.append(f)
+                else:
+                    inst_hdrs.append(f)
+
+    incs = ["-I."]
+    for d in cctx.includes.to_list() + cctx.quote_includes.to_list() + cctx.system_includes.to_list():
+        incs.append("-I" + d)
+    defs = ["-D" + x for x in cctx.defines.to_list()]
+    libs = []
+    flags = []
+    for li in cc.linking_context.linker_inputs.to_list():
+        if str(li.owner) in owners:
+            continue
+        for lib in li.libraries:
+            f = lib.pic_static_library or lib.static_library
+            if f:
+                libs.append(f)
+        flags.extend(li.user_link_flags)
+
+    srcs = [f for f in ctx.files.srcs if f.extension == "c"] + inst_srcs
+    out = ctx.actions.declare_file(ctx.label.name)
+    main = ctx.file.fallback_main
+    args = " ".join(incs + defs)
+    link = " ".join(["-Wl,--start-group"] + [l.path for l in libs] + ["-Wl,--end-group"] + flags)
+    src_paths = " ".join([s.path for s in srcs])
+    cmd = """
+set -e
+probe='int LLVMFuzzerTestOneInput(const char *d, unsigned long n) {{ (void)d; (void)n; return 0; }}'
+if command -v clang >/dev/null 2>&1 &&
+   echo "$probe" | clang -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1; then
+  clang -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \\
+    -fno-sanitize-recover=undefined {args} {srcs} {link} -lpthread -o {out}
+else
+  # Dependencies built with --config=asan need the sanitizer runtimes too.
+  cc -std=gnu11 -g -O1 {args} {srcs} {main} {link} -lpthread -o {out} 2>/dev/null ||
+    cc -std=gnu11 -g -O1 -fsanitize=address,undefined {args} {srcs} {main} {link} -lpthread -o {out}
+fi
+""".format(args = args, srcs = src_paths, link = link, out = out.path, main = main.path)
+    ctx.actions.run_shell(
+        inputs = depset(ctx.files.srcs + inst_srcs + inst_hdrs + [main] + libs, transitive = [cctx.headers]),
+        outputs = [out],
+        command = cmd,
+        use_default_shell_env = True,
+        mnemonic = "ClangFuzzer",
+        progress_message = "Building instrumented libFuzzer binary %s" % ctx.label,
+    )
+    return [DefaultInfo(files = depset([out]), executable = out)]
+
+instrumented_fuzzer = rule(
+    implementation = _instrumented_fuzzer_impl,
+    executable = True,
+    attrs = {
+        "srcs": attr.label_list(allow_files = [".c", ".h"]),
+        "fallback_main": attr.label(allow_single_file = [".c"], mandatory = True),
+        "deps": attr.label_list(providers = [CcInfo], aspects = [_fuzz_srcs_aspect]),
+        # Packages (and their subpackages) whose cc_library sources are
+        # recompiled with coverage and sanitizers, e.g. "services/store".
+        "instrument": attr.string_list(),
+    },
+)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the request fuzzer (libFuzzer build when clang supports
+# -fsanitize=fuzzer, else the standalone driver) for a few seconds from the
+# built-in seed corpus, and prints how many inputs it executed and, for the
+# libFuzzer build, the coverage reached.
+# Usage: request_fuzz_test.sh FUZZER [SECONDS]
+# KEEL_REQUEST_FUZZ_TOLERATE (see request_fuzz.c) passes through.
+set -euo pipefail
+bin="$1"
+secs="${2:-5}"
+work="${TEST_TMPDIR:-$(mktemp -d)}"
+corpus="$work/corpus"
+mkdir -p "$corpus"
+log="$work/fuzz.log"
+# Crash reproducers land in the test's undeclared outputs when Bazel runs it.
+artifacts="${TEST_UNDECLARED_OUTPUTS_DIR:-$work}/"
+if ! KEEL_REQUEST_FUZZ_SEEDS="$corpus" "$bin" -max_total_time="$secs" -print_final_stats=1 \
+    -timeout=20 -rss_limit_mb=4096 -artifact_prefix="$artifacts" "$corpus" >"$log" 2>&1; then
+  tail -n 60 "$log"
+  echo "FAIL: the fuzzer found a crash or a violated property (log above; reproducer under $artifacts)"
+  exit 1
+fi
+grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|INFO: Seed|standalone driver|^request_fuzz:" "$log" || true
+grep -E "^#[0-9]+ +(INITED|DONE).*cov:" "$log" | tail -n 2 || true
+execs="$(sed -n -E 's/^stat::number_of_executed_units: *([0-9]+)/\1/p; s/^#([0-9]+) +DONE.*/\1/p' "$log" | tail -n 1)"
+echo "request_fuzz: ${execs:-0} executions in ${secs}s"
+[ "${execs:-0}" -gt 100 ] || { echo "FAIL: too few executions"; tail -n 30 "$log"; exit 1; }
