@@ -185,15 +185,22 @@ static int check_read_rev(const kv *k, int64_t rev, int64_t current, kv_error *e
   return 0;
 }
 
-int kv_range(const kv *k, const Etcdserverpb__RangeRequest *req, int64_t current,
-             Etcdserverpb__RangeResponse *out, kv_error *err) {
-  etcdserverpb__range_response__init(out);
+/* Everything that can refuse a range, checked before anything runs (a txn
+ * validates its ranges with this before its first write). */
+static int check_range(const kv *k, const Etcdserverpb__RangeRequest *req, int64_t current,
+                       kv_error *err) {
   if (req->key.len == 0) return fail(err, GRPC_STATUS_INVALID_ARGUMENT, KV_ERR_EMPTY_KEY);
   if ((int)req->sort_order < 0 || req->sort_order > ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND)
     return fail(err, GRPC_STATUS_INVALID_ARGUMENT, "etcdserver: invalid sort order");
   if ((int)req->sort_target < 0 || req->sort_target > ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE)
     return fail(err, GRPC_STATUS_INVALID_ARGUMENT, "etcdserver: invalid sort target");
-  if (check_read_rev(k, req->revision, current, err) < 0) return -1;
+  return check_read_rev(k, req->revision, current, err);
+}
+
+int kv_range(const kv *k, const Etcdserverpb__RangeRequest *req, int64_t current,
+             Etcdserverpb__RangeResponse *out, kv_error *err) {
+  etcdserverpb__range_response__init(out);
+  if (check_range(k, req, current, err) < 0) return -1;
   int64_t at = req->revision > 0 ? req->revision : current;
 
   int sort_order = req->sort_order;
@@ -519,23 +526,27 @@ static bool compare_one(const Etcdserverpb__Compare *c, const kv_record *rec, mv
     size_t wantlen = c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE ? c->value.len : 0;
     cmp = cmp_bytes(kv_record_value(rec), rec->value_len, want, wantlen);
   } else {
+    /* target_union is a C union: a member only counts when it is the one the
+     * target names; otherwise etcd reads the wanted value as 0. */
     int64_t have = 0, want = 0;
     switch (c->target) {
       case ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION:
         have = rec ? rec->version : 0;
-        want = c->version;
+        if (c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION) want = c->version;
         break;
       case ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE:
         have = rec ? rec->create_revision : 0;
-        want = c->create_revision;
+        if (c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION)
+          want = c->create_revision;
         break;
       case ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD:
         have = rec ? mod.main : 0;
-        want = c->mod_revision;
+        if (c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION)
+          want = c->mod_revision;
         break;
       case ETCDSERVERPB__COMPARE__COMPARE_TARGET__LEASE:
         have = rec ? rec->lease : 0;
-        want = c->lease;
+        if (c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE) want = c->lease;
         break;
       default:
         return false;
@@ -741,7 +752,9 @@ static int choose_path(const kv_write *w, const Etcdserverpb__TxnRequest *t, txn
         if (check_put(w, ops[i]->request_put, err) < 0) return -1;
         break;
       case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE:
-        if (check_read_rev(w->kv, ops[i]->request_range->revision, write_read_rev(w), err) < 0) return -1;
+        /* The revision a range sees can only grow during the txn, so a range
+         * valid now stays valid when it runs. */
+        if (check_range(w->kv, ops[i]->request_range, write_read_rev(w), err) < 0) return -1;
         break;
       case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN:
         if (choose_path(w, ops[i]->request_txn, p, err) < 0) return -1;

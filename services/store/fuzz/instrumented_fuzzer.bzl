@@ -16,6 +16,11 @@ libraries) are linked as clang_fuzzer does.
 
 Without a clang that supports -fsanitize=fuzzer it builds `srcs` + the
 instrumented sources + `fallback_main` with cc, like clang_fuzzer.
+
+With coverage = True the sanitizers are replaced by clang's source-based
+coverage (-fprofile-instr-generate -fcoverage-mapping): run the binary over a
+corpus with -runs=0 and LLVM_PROFILE_FILE set, then llvm-profdata merge and
+llvm-cov report (see services/store/fuzz/README.md).
 """
 
 FuzzSrcsInfo = provider(
@@ -86,6 +91,9 @@ def _instrumented_fuzzer_impl(ctx):
     out = ctx.actions.declare_file(ctx.label.name)
     main = ctx.file.fallback_main
     args = " ".join(incs + defs)
+    sanitize = "-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
+    if ctx.attr.coverage:
+        sanitize = "-fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping"
     link = " ".join(["-Wl,--start-group"] + [l.path for l in libs] + ["-Wl,--end-group"] + flags)
     src_paths = " ".join([s.path for s in srcs])
     cmd = """
@@ -93,14 +101,14 @@ set -e
 probe='int LLVMFuzzerTestOneInput(const char *d, unsigned long n) {{ (void)d; (void)n; return 0; }}'
 if command -v clang >/dev/null 2>&1 &&
    echo "$probe" | clang -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1; then
-  clang -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \\
-    -fno-sanitize-recover=undefined {args} {srcs} {link} -lpthread -o {out}
+  clang -std=gnu11 -g -O1 -fno-omit-frame-pointer {sanitize} \\
+    {args} {srcs} {link} -lpthread -o {out}
 else
   # Dependencies built with --config=asan need the sanitizer runtimes too.
   cc -std=gnu11 -g -O1 {args} {srcs} {main} {link} -lpthread -o {out} 2>/dev/null ||
     cc -std=gnu11 -g -O1 -fsanitize=address,undefined {args} {srcs} {main} {link} -lpthread -o {out}
 fi
-""".format(args = args, srcs = src_paths, link = link, out = out.path, main = main.path)
+""".format(args = args, srcs = src_paths, link = link, out = out.path, main = main.path, sanitize = sanitize)
     ctx.actions.run_shell(
         inputs = depset(ctx.files.srcs + inst_srcs + inst_hdrs + [main] + libs, transitive = [cctx.headers]),
         outputs = [out],
@@ -121,5 +129,7 @@ instrumented_fuzzer = rule(
         # Packages (and their subpackages) whose cc_library sources are
         # recompiled with coverage and sanitizers, e.g. "services/store".
         "instrument": attr.string_list(),
+        # Source-based coverage instead of ASan/UBSan (for measuring, by hand).
+        "coverage": attr.bool(default = False),
     },
 )

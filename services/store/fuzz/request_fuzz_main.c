@@ -20,9 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-void request_fuzz_seeds(void (*fn)(void *arg, const uint8_t *data, size_t len), void *arg);
+#include "services/store/fuzz/request_fuzz.h"
 
 /* The input being run, for the crash artifact. */
 static const uint8_t *volatile g_cur;
@@ -187,6 +185,9 @@ static size_t mutate(uint8_t *buf, size_t len, size_t cap, const pool *p) {
   return len;
 }
 
+static const pool *g_pool;
+static size_t byte_mutate(uint8_t *buf, size_t len, size_t cap) { return mutate(buf, len, cap, g_pool); }
+
 int main(int argc, char **argv) {
   double max_time = 3;
   long runs = -1;
@@ -230,7 +231,9 @@ int main(int argc, char **argv) {
     size_t j = rnd() % p.n;
     size_t len = p.len[j] < cap ? p.len[j] : cap;
     memcpy(buf, p.data[j], len);
-    len = mutate(buf, len, cap, &p);
+    /* Mostly structure-aware (request_fuzz_mutator.c), else byte-level. */
+    g_pool = &p;
+    len = request_fuzz_mutate(buf, len, cap, (unsigned)rnd(), byte_mutate);
     run_one(buf, len);
     execs++;
     /* Keep some mutants as new starting points. */
