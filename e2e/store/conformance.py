@@ -109,9 +109,11 @@ class Server:
                     "--initial-cluster-state=new",
                     f"--initial-cluster-token={token}"] + self.extra
             log = open(self.log_path, "wb")
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL,
-                                         preexec_fn=keeltest._die_with_parent)
+            # setpriv, not preexec_fn: no Python code between fork and exec while
+            # grpcio threads run (see e2e/testlib/keeltest.py).
+            self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL"] + argv,
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
             log.close()
             print(f"started server (pid {self.proc.pid}): {' '.join(argv)}", flush=True)
             state = self._wait(timeout)
@@ -809,9 +811,9 @@ class WatchProc:
 
     def __init__(self, args):
         argv = [ETCDCTL, f"--endpoints={ENDPOINT}", "--dial-timeout=3s", "watch"] + list(args)
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, env=ctl_env(), text=True,
-                                     preexec_fn=keeltest._die_with_parent)
+        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL"] + argv,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, env=ctl_env(), text=True)
         self.q = queue.Queue()
         self.lines = []
         self._err = []

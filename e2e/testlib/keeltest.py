@@ -12,7 +12,6 @@
 """
 
 import atexit
-import ctypes
 import importlib.util
 import os
 import signal
@@ -131,15 +130,6 @@ def sock_dir(base):
 # ------------------------------------------------------------------ daemons
 
 _daemons = []
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent():
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except OSError:
-        pass
 
 
 class Daemon:
@@ -160,9 +150,13 @@ class Daemon:
         if os.path.exists(self.ready_file):
             os.unlink(self.ready_file)
         log = open(self.log_file, "wb")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=self.env,
-                                     preexec_fn=_die_with_parent)
+        # No preexec_fn: it makes Python run code between fork and exec while
+        # grpcio's threads are live, which can deadlock in grpcio's fork handler.
+        # setpriv (util-linux) sets the parent-death signal and execs in place,
+        # so the pid is still the daemon's.
+        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL"] + self.argv,
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=self.env)
         log.close()
         _daemons.append(self)
         print(f"started {self.name} (pid {self.proc.pid}): {' '.join(self.argv)}", flush=True)

@@ -93,7 +93,8 @@ def _instrumented_fuzzer_impl(ctx):
     args = " ".join(incs + defs)
     sanitize = "-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
     if ctx.attr.coverage:
-        sanitize = "-fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping"
+        # Paths relative to the workspace, so llvm-cov show finds the sources.
+        sanitize = "-fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping -fcoverage-prefix-map=$PWD=."
     link = " ".join(["-Wl,--start-group"] + [l.path for l in libs] + ["-Wl,--end-group"] + flags)
     src_paths = " ".join([s.path for s in srcs])
     cmd = """

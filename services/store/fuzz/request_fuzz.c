@@ -13,6 +13,9 @@
  *                      3 TxnRequest         7 WatchRequest (create: history replay)
  *            bit 3     the seeded store is compacted at revision 5
  *            bit 4     start from an empty store instead of the seeded one
+ *            bit 5     then add 150 keys /registry/pods/default/pNNN (every
+ *                      tenth with lease 9) and /registry/svc/sNN in two txns:
+ *                      enough for B-tree splits, merges and key prefixes
  *            bit 7     sequence mode: the rest is up to 64 frames
  *                      [type][length][message], applied in order
  *   rest     the protobuf message (single mode)
@@ -82,6 +85,7 @@ static const char *const k_type_names[T_COUNT] = {"Range",      "Put",         "
 #define FLAG_COMPACTED RF_FLAG_COMPACTED
 #define FLAG_EMPTY RF_FLAG_EMPTY
 #define FLAG_SEQUENCE RF_FLAG_SEQUENCE
+#define FLAG_LARGE RF_FLAG_LARGE
 
 /* ------------------------------------------------------------------ reporting */
 
@@ -187,15 +191,17 @@ static void print_stats(void) {
 
 /* ------------------------------------------------------------------ bytes */
 
+/* A plain loop, not memcmp: libFuzzer intercepts memcmp everywhere to learn
+ * from the bytes compared, which for the model is only cost. */
 NO_COV static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
   size_t n = al < bl ? al : bl;
-  int c = n ? memcmp(a, b, n) : 0;
-  if (c) return c < 0 ? -1 : 1;
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return a[i] < b[i] ? -1 : 1;
   return al < bl ? -1 : al > bl ? 1 : 0;
 }
 
 NO_COV static bool bytes_eq(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
-  return al == bl && (al == 0 || memcmp(a, b, al) == 0);
+  return al == bl && bytes_cmp(a, al, b, bl) == 0;
 }
 
 NO_COV static int cmp64(int64_t a, int64_t b) { return a < b ? -1 : a > b ? 1 : 0; }
@@ -221,56 +227,123 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n) {
  *
  * Every change ever made, in revision order, with the create revision and
  * version the model computes itself; the leases granted. Changes at
- * [pend, n) belong to the write in progress (revision rev + 1). */
+ * [pend, n) belong to the write in progress (revision rev + 1). Keys are
+ * interned: a table in key order, each key with its changes in order, so
+ * lookups do not scan the history. */
 
 typedef struct mch {
   int64_t main, sub;
   bool del;
-  uint8_t *key, *val;
-  size_t keylen, vallen;
+  size_t kid;
+  const uint8_t *key; /* the interned key's bytes */
+  size_t keylen;
+  uint8_t *val;
+  size_t vallen;
   int64_t lease, create, version;
 } mch;
+
+typedef struct mkey {
+  uint8_t *key;
+  size_t len;
+  size_t *ch; /* indexes into model.ch, in order */
+  size_t n, cap;
+} mkey;
 
 typedef struct model {
   mch *ch;
   size_t n, cap, pend;
   int64_t rev, compact;
+  mkey *keys;
+  size_t nkeys, capkeys;
+  size_t *sorted; /* key ids in key order */
   int64_t *leases;
   size_t nleases, capl;
 } model;
 
 static int64_t m_view(const model *m) { return m->n > m->pend ? m->rev + 1 : m->rev; }
 
+/* Position of the first key >= k in m->sorted. */
+NO_COV static size_t m_lower_bound(const model *m, const uint8_t *k, size_t kl) {
+  size_t lo = 0, hi = m->nkeys;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    const mkey *x = &m->keys[m->sorted[mid]];
+    if (bytes_cmp(x->key, x->len, k, kl) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+NO_COV static long m_find(const model *m, const uint8_t *k, size_t kl) {
+  size_t pos = m_lower_bound(m, k, kl);
+  if (pos < m->nkeys && bytes_eq(m->keys[m->sorted[pos]].key, m->keys[m->sorted[pos]].len, k, kl))
+    return (long)m->sorted[pos];
+  return -1;
+}
+
+static size_t m_intern(model *m, const uint8_t *k, size_t kl) {
+  long id = m_find(m, k, kl);
+  if (id >= 0) return (size_t)id;
+  if (m->nkeys == m->capkeys) {
+    m->capkeys = m->capkeys ? m->capkeys * 2 : 64;
+    m->keys = realloc(m->keys, m->capkeys * sizeof(*m->keys));
+    m->sorted = realloc(m->sorted, m->capkeys * sizeof(*m->sorted));
+    if (!m->keys || !m->sorted) abort();
+  }
+  size_t pos = m_lower_bound(m, k, kl);
+  m->keys[m->nkeys] = (mkey){.key = dup_bytes(k, kl), .len = kl};
+  memmove(m->sorted + pos + 1, m->sorted + pos, (m->nkeys - pos) * sizeof(*m->sorted));
+  m->sorted[pos] = m->nkeys;
+  return m->nkeys++;
+}
+
+/* The key's newest change at or before at (tombstones included), or -1. */
+NO_COV static long m_latest(const model *m, size_t kid, int64_t at) {
+  const mkey *k = &m->keys[kid];
+  for (size_t j = k->n; j-- > 0;)
+    if (m->ch[k->ch[j]].main <= at) return (long)k->ch[j];
+  return -1;
+}
+
 /* Index of the key's live change as of at, or -1. */
 NO_COV static long m_get(const model *m, const uint8_t *k, size_t kl, int64_t at) {
-  for (size_t i = m->n; i-- > 0;) {
-    const mch *c = &m->ch[i];
-    if (c->main > at) continue;
-    if (bytes_eq(c->key, c->keylen, k, kl)) return c->del ? -1 : (long)i;
-  }
-  return -1;
+  long kid = m_find(m, k, kl);
+  if (kid < 0) return -1;
+  long i = m_latest(m, (size_t)kid, at);
+  return i >= 0 && !m->ch[i].del ? i : -1;
 }
 
 static void m_append(model *m, bool del, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
                      int64_t lease) {
-  /* Copy before growing: k and v may point into m->ch's records. */
-  uint8_t *key = dup_bytes(k, kl), *val = del ? NULL : dup_bytes(v, vl);
+  /* Copy the value before anything grows: v may point into a change's value. */
+  uint8_t *val = del ? NULL : dup_bytes(v, vl);
   long prev = m_get(m, k, kl, m_view(m));
   int64_t create = 0, version = 0;
   if (!del) {
     create = prev >= 0 ? m->ch[prev].create : m->rev + 1;
     version = prev >= 0 ? m->ch[prev].version + 1 : 1;
   }
+  size_t kid = m_intern(m, k, kl);
   if (m->n == m->cap) {
     m->cap = m->cap ? m->cap * 2 : 64;
     m->ch = realloc(m->ch, m->cap * sizeof(*m->ch));
     if (!m->ch) abort();
   }
+  mkey *key = &m->keys[kid];
+  if (key->n == key->cap) {
+    key->cap = key->cap ? key->cap * 2 : 4;
+    key->ch = realloc(key->ch, key->cap * sizeof(*key->ch));
+    if (!key->ch) abort();
+  }
+  key->ch[key->n++] = m->n;
   m->ch[m->n] = (mch){.main = m->rev + 1,
                       .sub = (int64_t)(m->n - m->pend),
                       .del = del,
-                      .key = key,
-                      .keylen = kl,
+                      .kid = kid,
+                      .key = key->key,
+                      .keylen = key->len,
                       .val = val,
                       .vallen = del ? 0 : vl,
                       .lease = del ? 0 : lease,
@@ -285,8 +358,8 @@ static void m_commit(model *m) {
 }
 
 static void m_abort(model *m) {
-  for (size_t i = m->pend; i < m->n; i++) {
-    free(m->ch[i].key);
+  for (size_t i = m->n; i-- > m->pend;) {
+    m->keys[m->ch[i].kid].n--; /* its newest change */
     free(m->ch[i].val);
   }
   m->n = m->pend;
@@ -295,6 +368,12 @@ static void m_abort(model *m) {
 static void m_free(model *m) {
   m->pend = 0;
   m_abort(m);
+  for (size_t i = 0; i < m->nkeys; i++) {
+    free(m->keys[i].key);
+    free(m->keys[i].ch);
+  }
+  free(m->keys);
+  free(m->sorted);
   free(m->ch);
   free(m->leases);
   memset(m, 0, sizeof(*m));
@@ -320,12 +399,13 @@ static void m_lease_remove(model *m, int64_t id) {
     if (m->leases[i] == id) m->leases[i] = m->leases[--m->nleases];
 }
 
-/* Is change i what etcd's compaction at m->compact keeps (or above it)? */
+/* Is change i what etcd's compaction at m->compact keeps (or above it)? The
+ * newest change of its key at or below the compacted revision, unless that
+ * is a tombstone below it. */
 NO_COV static bool m_kept(const model *m, size_t i) {
   const mch *c = &m->ch[i];
   if (c->main > m->compact) return true;
-  for (size_t j = i + 1; j < m->n && m->ch[j].main <= m->compact; j++)
-    if (bytes_eq(m->ch[j].key, m->ch[j].keylen, c->key, c->keylen)) return false;
+  if (m_latest(m, c->kid, m->compact) != (long)i) return false;
   return !(c->del && c->main < m->compact);
 }
 
@@ -386,28 +466,14 @@ typedef struct idxlist {
   size_t n;
 } idxlist;
 
-static const model *g_sort_model;
-NO_COV static int cmp_idx_key(const void *pa, const void *pb) {
-  size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
-  const mch *x = &g_sort_model->ch[a], *y = &g_sort_model->ch[b];
-  int c = bytes_cmp(x->key, x->keylen, y->key, y->keylen);
-  return c ? c : (a < b ? -1 : a > b ? 1 : 0);
-}
-
-NO_COV static idxlist m_live_range(const model *m, const uint8_t *k, size_t kl, const uint8_t *e, size_t el,
-                            int64_t at) {
-  idxlist all = {scratch(m->n * sizeof(size_t)), 0};
-  for (size_t i = 0; i < m->n; i++)
-    if (m->ch[i].main <= at && in_range(m->ch[i].key, m->ch[i].keylen, k, kl, e, el)) all.v[all.n++] = i;
-  g_sort_model = m;
-  qsort(all.v, all.n, sizeof(size_t), cmp_idx_key);
-  idxlist out = {all.v, 0};
-  for (size_t i = 0; i < all.n; i++) {
-    size_t cur = all.v[i];
-    bool last = i + 1 == all.n ||
-                !bytes_eq(m->ch[all.v[i + 1]].key, m->ch[all.v[i + 1]].keylen, m->ch[cur].key,
-                          m->ch[cur].keylen);
-    if (last && !m->ch[cur].del) out.v[out.n++] = cur;
+NO_COV static idxlist m_live_range(const model *m, const uint8_t *k, size_t kl, const uint8_t *e,
+                                   size_t el, int64_t at) {
+  idxlist out = {scratch((m->nkeys + 1) * sizeof(size_t)), 0};
+  for (size_t pos = m_lower_bound(m, k, kl); pos < m->nkeys; pos++) {
+    const mkey *key = &m->keys[m->sorted[pos]];
+    if (!in_range(key->key, key->len, k, kl, e, el)) break; /* keys ascend: none further */
+    long i = m_latest(m, m->sorted[pos], at);
+    if (i >= 0 && !m->ch[i].del) out.v[out.n++] = (size_t)i;
   }
   return out;
 }
@@ -1423,6 +1489,32 @@ static void seed_grant(int64_t id) {
   apply_message(T_LEASE_GRANT, &r.base);
 }
 
+/* 150 keys in two txns (revisions +1, +2); lease 9 must exist (else none). */
+static void seed_large(uint8_t flags) {
+  static Etcdserverpb__PutRequest puts[150];
+  static Etcdserverpb__RequestOp ops[150];
+  static Etcdserverpb__RequestOp *ptrs[150];
+  static char keys[150][40];
+  for (int i = 0; i < 150; i++) {
+    puts[i] = (Etcdserverpb__PutRequest)ETCDSERVERPB__PUT_REQUEST__INIT;
+    int n = i < 100 ? snprintf(keys[i], sizeof(keys[i]), "/registry/pods/default/p%03d", i)
+                    : snprintf(keys[i], sizeof(keys[i]), "/registry/svc/s%02d", i - 100);
+    puts[i].key = (ProtobufCBinaryData){(size_t)n, (uint8_t *)keys[i]};
+    puts[i].value = (ProtobufCBinaryData){(size_t)n - 10, (uint8_t *)keys[i] + 10};
+    puts[i].lease = (i % 10 == 0 && !(flags & FLAG_EMPTY)) ? 9 : 0;
+    ops[i] = (Etcdserverpb__RequestOp)ETCDSERVERPB__REQUEST_OP__INIT;
+    ops[i].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+    ops[i].request_put = &puts[i];
+    ptrs[i] = &ops[i];
+  }
+  for (int half = 0; half < 2; half++) {
+    Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
+    t.success = ptrs + half * 75;
+    t.n_success = 75;
+    apply_message(T_TXN, &t.base);
+  }
+}
+
 static void seed_store(uint8_t flags) {
   g_f.kv = kv_create();
   g_f.ls = lessor_create();
@@ -1432,8 +1524,11 @@ static void seed_store(uint8_t flags) {
   kv_set_lease_hooks(g_f.kv, &hooks);
   g_f.m.rev = kv_rev(g_f.kv);
   g_f.last_rev = g_f.m.rev;
-  if (flags & FLAG_EMPTY) return;
   g_req_type = -1;
+  if (flags & FLAG_EMPTY) {
+    if (flags & FLAG_LARGE) seed_large(flags);
+    return;
+  }
   seed_grant(7);
   seed_grant(8);
   seed_grant(9);
@@ -1465,9 +1560,11 @@ static void seed_store(uint8_t flags) {
     c.revision = 5;
     apply_message(T_COMPACT, &c.base);
   }
-  static bool audited[2];
-  if (!audited[(flags & FLAG_COMPACTED) != 0]) {
-    audited[(flags & FLAG_COMPACTED) != 0] = true;
+  if (flags & FLAG_LARGE) seed_large(flags);
+  static bool audited[4];
+  int variant = ((flags & FLAG_COMPACTED) != 0) | ((flags & FLAG_LARGE) != 0) << 1;
+  if (!audited[variant]) {
+    audited[variant] = true;
     audit(1);
     end_request();
   }
@@ -1538,8 +1635,8 @@ static size_t pack_into(const ProtobufCMessage *msg, uint8_t *buf, size_t cap) {
 static void emit_single(emit_fn fn, void *arg, int type, const ProtobufCMessage *msg) {
   uint8_t buf[1024];
   size_t n = pack_into(msg, buf + 1, sizeof(buf) - 1);
-  static const uint8_t variants[3] = {0, FLAG_COMPACTED, FLAG_EMPTY};
-  for (int v = 0; v < 3; v++) {
+  static const uint8_t variants[4] = {0, FLAG_COMPACTED, FLAG_EMPTY, FLAG_LARGE | FLAG_COMPACTED};
+  for (int v = 0; v < 4; v++) {
     buf[0] = (uint8_t)(type | variants[v]);
     fn(arg, buf, n + 1);
   }
@@ -1721,6 +1818,26 @@ void request_fuzz_seeds(emit_fn fn, void *arg) {
     emit_single(fn, arg, T_TXN, &t3.base);
     pe.lease = 1234;
     emit_single(fn, arg, T_TXN, &t1.base);
+    /* Deletes inside a nested txn, after and before outer puts. */
+    Etcdserverpb__DeleteRangeRequest da = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
+    da.key = BIN("a");
+    da.prev_kv = true;
+    Etcdserverpb__RequestOp o_da = op_delete(&da);
+    Etcdserverpb__RequestOp *s5[1] = {&o_dc}, *f5[1] = {&o_da};
+    Etcdserverpb__TxnRequest t5 = ETCDSERVERPB__TXN_REQUEST__INIT;
+    t5.compare = cs1;
+    t5.n_compare = 1;
+    t5.success = s5;
+    t5.n_success = 1;
+    t5.failure = f5;
+    t5.n_failure = 1;
+    pe.lease = 9;
+    Etcdserverpb__RequestOp o_t5 = op_txn(&t5);
+    Etcdserverpb__RequestOp *s6[3] = {&o_pe, &o_t5, &o_ra};
+    Etcdserverpb__TxnRequest t6 = ETCDSERVERPB__TXN_REQUEST__INIT;
+    t6.success = s6;
+    t6.n_success = 3;
+    emit_single(fn, arg, T_TXN, &t6.base);
   }
   /* Compaction */
   {
@@ -1818,6 +1935,36 @@ void request_fuzz_seeds(emit_fn fn, void *arg) {
     seq_add(s, T_RANGE, &r.base);
     fn(arg, s->buf, s->n);
     s->buf[0] = FLAG_SEQUENCE | FLAG_EMPTY;
+    fn(arg, s->buf, s->n);
+    /* The large store: delete ranges that empty B-tree nodes, compact, re-put. */
+    s->n = 0;
+    s->buf[s->n++] = FLAG_SEQUENCE | FLAG_LARGE;
+    d.key = BIN("/registry/pods/default/p02");
+    d.range_end = BIN("/registry/pods/default/p07");
+    d.prev_kv = false;
+    seq_add(s, T_DELETE, &d.base);
+    r.key = BIN("/registry/");
+    r.range_end = BIN("/registry0");
+    r.revision = 0;
+    r.limit = 10;
+    r.sort_order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND;
+    seq_add(s, T_RANGE, &r.base);
+    c.revision = 12;
+    seq_add(s, T_COMPACT, &c.base);
+    p.key = BIN("/registry/pods/default/p050");
+    p.lease = 9;
+    seq_add(s, T_PUT, &p.base);
+    rv.id = 9;
+    seq_add(s, T_LEASE_REVOKE, &rv.base);
+    d.key = BIN("/registry/svc/");
+    d.range_end = BIN("/registry/svc0");
+    seq_add(s, T_DELETE, &d.base);
+    c.revision = 15;
+    seq_add(s, T_COMPACT, &c.base);
+    wc.key = BIN("/registry/");
+    wc.range_end = BIN("/registry0");
+    wc.start_revision = 15;
+    seq_add(s, T_WATCH, &wr.base);
     fn(arg, s->buf, s->n);
     free(s);
   }

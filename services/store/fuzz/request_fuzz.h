@@ -24,6 +24,7 @@ enum {
 
 #define RF_FLAG_COMPACTED 0x08 /* the seeded store is compacted at revision 5 */
 #define RF_FLAG_EMPTY 0x10     /* start from an empty store */
+#define RF_FLAG_LARGE 0x20     /* add 150 keys under /registry/ (B-tree splits, merges) */
 #define RF_FLAG_SEQUENCE 0x80  /* frames [type][length][message] follow */
 #define RF_MAX_SEQUENCE 64
 

@@ -49,7 +49,10 @@ typedef struct bstr {
 static const bstr k_bytes[] = {BS("a"),  BS("b"),    BS("c/"),   BS("c/x"), BS("c/y"), BS("c0"),
                                BS("d"),  BS("e"),    BS("f"),    BS("\0"),  BS("zz"),  BS(""),
                                BS("c"),  BS("a\0"),  BS("\xff"), BS("1"),   BS("3"),   BS("6"),
-                               BS("44"), BS("c/z"),  BS("b0"),   BS("\x7f")};
+                               BS("44"), BS("c/z"),  BS("b0"),   BS("\x7f"),
+                               BS("/registry/"), BS("/registry0"), BS("/registry/pods/"),
+                               BS("/registry/pods/default/p050"), BS("/registry/pods/default/p1"),
+                               BS("/registry/svc/"), BS("/registry/svc/s25"), BS("/registry/svd")};
 
 static int64_t pick_int(rng *r, int64_t old) {
   switch (rbelow(r, 6)) {
@@ -408,13 +411,15 @@ size_t request_fuzz_mutate(uint8_t *data, size_t size, size_t max, unsigned int 
   if (size == 0 || max < 2 || rbelow(&r, 4) == 0) return bytes(data, size, max);
   uint8_t head = data[0];
   switch (rbelow(&r, 16)) {
-    case 0: /* another store variant */
-      data[0] ^= rbelow(&r, 2) ? RF_FLAG_COMPACTED : RF_FLAG_EMPTY;
+    case 0: { /* another store variant */
+      static const uint8_t flags[3] = {RF_FLAG_COMPACTED, RF_FLAG_EMPTY, RF_FLAG_LARGE};
+      data[0] ^= flags[rbelow(&r, 3)];
       return size;
+    }
     case 1: /* a single request becomes a sequence of one */
       if (!(head & RF_FLAG_SEQUENCE) && size - 1 <= 255 && size + 2 <= max) {
         memmove(data + 3, data + 1, size - 1);
-        data[0] = (uint8_t)(RF_FLAG_SEQUENCE | (head & (RF_FLAG_COMPACTED | RF_FLAG_EMPTY)));
+        data[0] = (uint8_t)(RF_FLAG_SEQUENCE | (head & (RF_FLAG_COMPACTED | RF_FLAG_EMPTY | RF_FLAG_LARGE)));
         data[1] = head & 7;
         data[2] = (uint8_t)(size - 1);
         return size + 2;
