@@ -764,7 +764,9 @@ def main():
         v = verify(model, client, cycle, label)
         return client, v, ready
 
-X
+    last = None  # the previous cycle's writes (read from cycle 1 on)
+    for cycle in range(a.cycles + 1):
+        label = f"cycle {cycle}" if cycle < a.cycles else "after the last kill"
         client, v, ready = start_and_verify(cycle, label)
         if cycle > 0:
             lo_hi = f"{v['new'][0]}..{v['new'][1]}" if v["new"] else "none"
