@@ -638,44 +638,56 @@ static bool dels_cover(const interval_set *dels, const uint8_t *key, size_t keyl
   return false;
 }
 
-/* Collects a branch's deletes and puts into dels/puts; -1 on a duplicate. */
+/* etcd's checkIntervals, in its order: this level's deletes; then each nested
+ * txn's puts (checked against what is collected so far; a key both branches
+ * put is fine, they are exclusive) and deletes; then this level's puts, checked
+ * against all of it. Collects into dels/puts; -1 on a duplicate. */
 static int check_intervals(Etcdserverpb__RequestOp *const *ops, size_t n, interval_set *dels,
                            interval_set *puts, kv_error *err) {
-  /* Deletes first, as etcd does, so a put after a delete of the same key counts. */
   for (size_t i = 0; i < n; i++) {
     if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE) continue;
     const Etcdserverpb__DeleteRangeRequest *d = ops[i]->request_delete_range;
     if (set_add(dels, d->key.data, d->key.len, d->range_end.data, d->range_end.len) < 0) return -1;
   }
   for (size_t i = 0; i < n; i++) {
-    if (ops[i]->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT) {
-      const Etcdserverpb__PutRequest *p = ops[i]->request_put;
-      if (puts_have(puts, p->key.data, p->key.len) || dels_cover(dels, p->key.data, p->key.len))
-        return fail(err, GRPC_STATUS_INVALID_ARGUMENT, KV_ERR_DUPLICATE_KEY);
-      if (set_add(puts, p->key.data, p->key.len, NULL, 0) < 0) return -1;
-    } else if (ops[i]->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN) {
-      const Etcdserverpb__TxnRequest *t = ops[i]->request_txn;
-      for (int branch = 0; branch < 2; branch++) {
-        interval_set bd = {0}, bp = {0};
-        Etcdserverpb__RequestOp *const *bops = branch ? t->failure : t->success;
-        size_t bn = branch ? t->n_failure : t->n_success;
-        int rc = check_intervals(bops, bn, &bd, &bp, err);
-        for (size_t k = 0; rc == 0 && k < bp.n; k++) {
-          if (puts_have(puts, bp.items[k].key, bp.items[k].keylen) ||
-              dels_cover(dels, bp.items[k].key, bp.items[k].keylen))
-            rc = fail(err, GRPC_STATUS_INVALID_ARGUMENT, KV_ERR_DUPLICATE_KEY);
-        }
-        /* The inner branch's writes join this branch's sets. */
-        for (size_t k = 0; rc == 0 && k < bp.n; k++)
-          if (set_add(puts, bp.items[k].key, bp.items[k].keylen, NULL, 0) < 0) rc = -1;
-        for (size_t k = 0; rc == 0 && k < bd.n; k++)
-          if (set_add(dels, bd.items[k].key, bd.items[k].keylen, bd.items[k].end, bd.items[k].endlen) < 0)
-            rc = -1;
-        free(bd.items);
-        free(bp.items);
-        if (rc < 0) return -1;
-      }
+    if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN) continue;
+    const Etcdserverpb__TxnRequest *t = ops[i]->request_txn;
+    interval_set td = {0}, tp = {0}, ed = {0}, ep = {0};
+    int rc = check_intervals(t->success, t->n_success, &td, &tp, err);
+    if (rc == 0) rc = check_intervals(t->failure, t->n_failure, &ed, &ep, err);
+    for (size_t k = 0; rc == 0 && k < tp.n; k++) {
+      if (puts_have(puts, tp.items[k].key, tp.items[k].keylen) ||
+          dels_cover(dels, tp.items[k].key, tp.items[k].keylen))
+        rc = fail(err, GRPC_STATUS_INVALID_ARGUMENT, KV_ERR_DUPLICATE_KEY);
+      else if (set_add(puts, tp.items[k].key, tp.items[k].keylen, NULL, 0) < 0)
+        rc = -1;
     }
+    for (size_t k = 0; rc == 0 && k < ep.n; k++) {
+      bool then_too = puts_have(&tp, ep.items[k].key, ep.items[k].keylen);
+      if ((puts_have(puts, ep.items[k].key, ep.items[k].keylen) && !then_too) ||
+          dels_cover(dels, ep.items[k].key, ep.items[k].keylen))
+        rc = fail(err, GRPC_STATUS_INVALID_ARGUMENT, KV_ERR_DUPLICATE_KEY);
+      else if (!then_too && set_add(puts, ep.items[k].key, ep.items[k].keylen, NULL, 0) < 0)
+        rc = -1;
+    }
+    for (int b = 0; rc == 0 && b < 2; b++) {
+      interval_set *bd = b ? &ed : &td;
+      for (size_t k = 0; rc == 0 && k < bd->n; k++)
+        if (set_add(dels, bd->items[k].key, bd->items[k].keylen, bd->items[k].end, bd->items[k].endlen) < 0)
+          rc = -1;
+    }
+    free(td.items);
+    free(tp.items);
+    free(ed.items);
+    free(ep.items);
+    if (rc < 0) return -1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (ops[i]->request_case != ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT) continue;
+    const Etcdserverpb__PutRequest *p = ops[i]->request_put;
+    if (puts_have(puts, p->key.data, p->key.len) || dels_cover(dels, p->key.data, p->key.len))
+      return fail(err, GRPC_STATUS_INVALID_ARGUMENT, KV_ERR_DUPLICATE_KEY);
+    if (set_add(puts, p->key.data, p->key.len, NULL, 0) < 0) return -1;
   }
   return 0;
 }

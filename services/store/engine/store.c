@@ -128,13 +128,18 @@ static void hook_detach(void *arg, int64_t id, const uint8_t *key, size_t keylen
 
 /* ------------------------------------------------------------------ copies */
 
-static ProtobufCMessage *copy_message(const ProtobufCMessage *m) {
+/* A deep copy by a pack/unpack round trip. *malformed: protobuf-c accepted the
+ * request but cannot decode its own re-encoding of it (an over-long field-0
+ * tag, found by fuzzing): the request is bad, not the memory. */
+static ProtobufCMessage *copy_message(const ProtobufCMessage *m, bool *malformed) {
+  *malformed = false;
   size_t n = protobuf_c_message_get_packed_size(m);
   uint8_t *buf = malloc(n ? n : 1);
   if (!buf) return NULL;
   protobuf_c_message_pack(m, buf);
   ProtobufCMessage *c = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
   free(buf);
+  if (!c) *malformed = true;
   return c;
 }
 
@@ -940,13 +945,14 @@ static int submit(store *s, op_kind kind, const ProtobufCMessage *req, store_don
   store_op *op = calloc(1, sizeof(*op));
   if (!op) return -ENOMEM;
   op->kind = kind;
-  op->req = copy_message(req);
+  bool malformed;
+  op->req = copy_message(req, &malformed);
   op->done = done;
   op->arg = arg;
   op->store = s;
   if (!op->req) {
     free(op);
-    return -ENOMEM;
+    return malformed ? -EINVAL : -ENOMEM;
   }
   pthread_mutex_lock(&s->mu);
   if (s->closing || s->queued >= s->opts.apply_queue_max) {

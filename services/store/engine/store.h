@@ -71,8 +71,10 @@ int store_range(store *s, const Etcdserverpb__RangeRequest *req, Etcdserverpb__R
  * is NULL. Keep it short: reply and return. */
 typedef void (*store_done_fn)(void *arg, const kv_error *err, ProtobufCMessage *resp);
 
-/* Submit copies the request. Returns 0, or -EAGAIN when the apply queue is full
- * (the caller answers RESOURCE_EXHAUSTED; done is not called). */
+/* Submit copies the request. Returns 0, -EAGAIN when the apply queue is full
+ * (the caller answers RESOURCE_EXHAUSTED), -EINVAL for a request protobuf-c
+ * cannot re-encode (INVALID_ARGUMENT), -ENOMEM, or -ESHUTDOWN; done is not
+ * called then. */
 int store_submit_put(store *s, const Etcdserverpb__PutRequest *req, store_done_fn done, void *arg);
 int store_submit_delete_range(store *s, const Etcdserverpb__DeleteRangeRequest *req,
                               store_done_fn done, void *arg);

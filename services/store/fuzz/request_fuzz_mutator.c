@@ -51,7 +51,7 @@ static const bstr k_bytes[] = {BS("a"),  BS("b"),    BS("c/"),   BS("c/x"), BS("
                                BS("c"),  BS("a\0"),  BS("\xff"), BS("1"),   BS("3"),   BS("6"),
                                BS("44"), BS("c/z"),  BS("b0"),   BS("\x7f"),
                                BS("/registry/"), BS("/registry0"), BS("/registry/pods/"),
-                               BS("/registry/pods/default/p050"), BS("/registry/pods/default/p1"),
+                               BS("/registry/pods/default/p50"), BS("/registry/pods/default/p1"),
                                BS("/registry/svc/"), BS("/registry/svc/s25"), BS("/registry/svd")};
 
 static int64_t pick_int(rng *r, int64_t old) {

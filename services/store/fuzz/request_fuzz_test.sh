@@ -3,14 +3,16 @@
 # -fsanitize=fuzzer, else the standalone driver) for a few seconds from the
 # built-in seed corpus, and prints how many inputs it executed and, for the
 # libFuzzer build, the coverage reached.
-# Usage: request_fuzz_test.sh FUZZER [SECONDS [TOLERATE]]
+# Usage: request_fuzz_test.sh FUZZER [SECONDS [TOLERATE [INPUT_DIR...]]]
 # TOLERATE: comma-separated violation ids of known, reported findings whose
 # inputs are skipped (KEEL_REQUEST_FUZZ_TOLERATE, see request_fuzz.c); any
-# other violation fails the test.
+# other violation fails the test. INPUT_DIRs (reproducers of past findings)
+# are run at the start and join the corpus.
 set -euo pipefail
 bin="$1"
 secs="${2:-5}"
 export KEEL_REQUEST_FUZZ_TOLERATE="${3:-${KEEL_REQUEST_FUZZ_TOLERATE:-}}"
+shift $(($# < 3 ? $# : 3))
 work="${TEST_TMPDIR:-$(mktemp -d)}"
 corpus="$work/corpus"
 mkdir -p "$corpus"
@@ -18,7 +20,7 @@ log="$work/fuzz.log"
 # Crash reproducers land in the test's undeclared outputs when Bazel runs it.
 artifacts="${TEST_UNDECLARED_OUTPUTS_DIR:-$work}/"
 if ! KEEL_REQUEST_FUZZ_SEEDS="$corpus" "$bin" -max_total_time="$secs" -print_final_stats=1 \
-    -timeout=20 -rss_limit_mb=4096 -artifact_prefix="$artifacts" "$corpus" >"$log" 2>&1; then
+    -timeout=20 -rss_limit_mb=4096 -artifact_prefix="$artifacts" "$corpus" "$@" >"$log" 2>&1; then
   tail -n 60 "$log"
   echo "FAIL: the fuzzer found a crash or a violated property (log above; reproducer under $artifacts)"
   exit 1

@@ -53,6 +53,8 @@ static void write_done(void *arg, const kv_error *err, ProtobufCMessage *resp) {
 static void finish_submit_error(rpc_call *call, int rc) {
   switch (rc) {
     case -EAGAIN: rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, ERR_TOO_MANY_REQUESTS); break;
+    /* protobuf-c decoded it but cannot re-encode it: malformed (found by fuzzing). */
+    case -EINVAL: rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "etcdserver: malformed request"); break;
     case -ESHUTDOWN: rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, ERR_STOPPED); break;
     case -ENOMEM: rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "etcdserver: out of memory"); break;
     default:

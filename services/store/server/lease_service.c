@@ -16,8 +16,14 @@ static void write_done(void *arg, const kv_error *err, ProtobufCMessage *resp) {
 }
 
 static void submit_failed(rpc_call *call, int rc) {
-  rpc_call_finish(call, rc == -EAGAIN ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAVAILABLE, "%s",
-                  rc == -EAGAIN ? "etcdserver: too many requests" : "etcdserver: server stopped");
+  if (rc == -EAGAIN)
+    rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "etcdserver: too many requests");
+  else if (rc == -EINVAL)
+    rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "etcdserver: malformed request");
+  else if (rc == -ENOMEM)
+    rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+  else
+    rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "etcdserver: server stopped");
   rpc_call_unref(call);
 }
 
