@@ -353,8 +353,7 @@ typedef struct async_unary {
   rpc_tag tag;
   client_op op;
   rpc_channel *ch;
-  const char *method; /* static or caller-owned for the call's life: copied */
-  char *method_copy;
+  char *method; /* owned: retries restart the call with it */
   grpc_byte_buffer *request;
   const ProtobufCMessageDescriptor *resp_desc;
   rpc_unary_done done;
@@ -379,7 +378,7 @@ typedef struct async_unary {
 static void async_unary_free(async_unary *a) {
   grpc_byte_buffer_destroy(a->request);
   metadata_free(a->md, a->nmd);
-  free(a->method_copy);
+  free(a->method);
   free(a);
 }
 
@@ -510,8 +509,7 @@ int rpc_unary_async(rpc_channel *ch, const char *method, const ProtobufCMessage 
   if (!a) return -ENOMEM;
   a->tag.kind = RPC_TAG_CLIENT_UNARY;
   a->ch = ch;
-  a->method_copy = strdup(method);
-  a->method = a->method_copy;
+  a->method = strdup(method);
   a->request = rpc_codec_encode(request, NULL);
   a->resp_desc = response_desc;
   a->done = done;
