@@ -1,21 +1,17 @@
-"""instrumented_fuzzer: clang_fuzzer (//services/store/wal:clang_fuzzer.bzl)
-for code that lives in other packages.
+"""instrumented_fuzzer: a libFuzzer binary built with clang outside Bazel's C toolchain.
 
-clang_fuzzer compiles only its own `srcs` with clang; everything reached
-through `deps` is linked from the gcc-built static libraries, so it runs
-without coverage feedback and without sanitizers. That is fine when the code
-under test sits in the fuzzer's package (the WAL lists its own .c files), but
-a fuzzer of the engine must not reach for other packages' source files (they
-are not exported). This rule instead walks `deps` with an aspect that reads
-each cc_library's own `srcs` (the files it compiles anyway, so visibility is
-respected: only targets the fuzzer may depend on are visited) and recompiles
-those of the libraries in `instrument` packages with clang
--fsanitize=fuzzer,address,undefined. Their gcc-built archives are left out of
-the link; the other dependencies (generated protobuf-c code, common/, system
-libraries) are linked as clang_fuzzer does.
+Bazel's auto-configured toolchain here is gcc, which has no -fsanitize=fuzzer.
+This rule compiles its own `srcs` with clang -fsanitize=fuzzer,address,undefined,
+and walks `deps` with an aspect that reads each cc_library's own `srcs` (the files
+it compiles anyway, so visibility is respected: only targets the fuzzer may depend
+on are visited) and recompiles those of the libraries in `instrument` packages the
+same way, so the code under test gets coverage feedback and sanitizers. Their
+gcc-built archives are left out of the link; the other dependencies (generated
+protobuf-c code, common/, system libraries) are linked from their CcInfo.
 
 Without a clang that supports -fsanitize=fuzzer it builds `srcs` + the
-instrumented sources + `fallback_main` with cc, like clang_fuzzer.
+instrumented sources + `fallback_main` (a standalone driver with the same command
+line) with cc.
 
 With coverage = True the sanitizers are replaced by clang's source-based
 coverage (-fprofile-instr-generate -fcoverage-mapping): run the binary over a
