@@ -237,9 +237,26 @@ bool rpc_call_is_cancelled(const rpc_call *call);
  * -ECANCELED, or -EALREADY if the call was already finished. */
 int rpc_call_reply(rpc_call *call, const ProtobufCMessage *response);
 
+/* Like rpc_call_reply with a response already encoded by the handler (a list
+ * assembled from cached encodings); takes the slice. */
+int rpc_call_reply_bytes(rpc_call *call, grpc_slice encoded);
+
 /* Server- and bidi-streaming: queue one message (see STREAM SENDS). Returns 0,
  * -ENOBUFS (queue full), -ECANCELED, -EALREADY (finished), -EINVAL (too large). */
 int rpc_call_send(rpc_call *call, const ProtobufCMessage *message);
+
+/* A message encoded once and sent on many streams (a watch event fanned out to
+ * thousands of watchers): every send shares the bytes instead of encoding and
+ * copying them again. Thread-safe; free it when done (queued sends keep their
+ * own reference). */
+typedef struct rpc_shared_message rpc_shared_message;
+rpc_shared_message *rpc_shared_message_new(const ProtobufCMessage *msg);
+/* The bytes must be a valid encoding of the stream's response type (copied). */
+rpc_shared_message *rpc_shared_message_from_bytes(const void *data, size_t len);
+size_t rpc_shared_message_size(const rpc_shared_message *m);
+void rpc_shared_message_free(rpc_shared_message *m);
+/* Like rpc_call_send. */
+int rpc_call_send_shared(rpc_call *call, const rpc_shared_message *m);
 
 /* Policy and writable callback for a streaming call's send queue. The writable
  * callback runs on a CQ thread whenever the queue drains below half after a send

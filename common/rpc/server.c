@@ -864,9 +864,8 @@ static int finish_locked(rpc_call *c, grpc_status_code code, char *message_take,
   return 0;
 }
 
-int rpc_call_reply(rpc_call *c, const ProtobufCMessage *response) {
-  size_t size;
-  grpc_byte_buffer *bb = rpc_codec_encode(response, &size);
+/* Sends an encoded reply (takes bb) and status OK. */
+static int reply_buffer(rpc_call *c, grpc_byte_buffer *bb, size_t size) {
   pthread_mutex_lock(&c->mu);
   int rc;
   if (c->cancelled) rc = -ECANCELED;
@@ -891,9 +890,21 @@ int rpc_call_reply(rpc_call *c, const ProtobufCMessage *response) {
   return rc;
 }
 
-int rpc_call_send(rpc_call *c, const ProtobufCMessage *message) {
+int rpc_call_reply(rpc_call *c, const ProtobufCMessage *response) {
   size_t size;
-  grpc_byte_buffer *bb = rpc_codec_encode(message, &size);
+  grpc_byte_buffer *bb = rpc_codec_encode(response, &size);
+  return reply_buffer(c, bb, size);
+}
+
+int rpc_call_reply_bytes(rpc_call *c, grpc_slice encoded) {
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&encoded, 1);
+  size_t size = GRPC_SLICE_LENGTH(encoded);
+  grpc_slice_unref(encoded);
+  return reply_buffer(c, bb, size);
+}
+
+/* Queues an encoded message (takes bb) under the stream send policy. */
+static int send_buffer(rpc_call *c, grpc_byte_buffer *bb, size_t size) {
   if ((int64_t)size > c->srv->opts.max_send_message_bytes) {
     grpc_byte_buffer_destroy(bb);
     return -EINVAL;
@@ -926,6 +937,48 @@ int rpc_call_send(rpc_call *c, const ProtobufCMessage *message) {
   pthread_mutex_unlock(&c->mu);
   if (bb) grpc_byte_buffer_destroy(bb);
   return rc;
+}
+
+int rpc_call_send(rpc_call *c, const ProtobufCMessage *message) {
+  size_t size;
+  grpc_byte_buffer *bb = rpc_codec_encode(message, &size);
+  return send_buffer(c, bb, size);
+}
+
+struct rpc_shared_message {
+  grpc_slice slice; /* refcounted by gRPC; each send's byte buffer takes a ref */
+};
+
+rpc_shared_message *rpc_shared_message_new(const ProtobufCMessage *msg) {
+  rpc_shared_message *m = malloc(sizeof *m);
+  if (!m) return NULL;
+  size_t len = protobuf_c_message_get_packed_size(msg);
+  m->slice = grpc_slice_malloc(len);
+  protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(m->slice));
+  return m;
+}
+
+rpc_shared_message *rpc_shared_message_from_bytes(const void *data, size_t len) {
+  rpc_shared_message *m = malloc(sizeof *m);
+  if (!m) return NULL;
+  m->slice = grpc_slice_from_copied_buffer(data, len);
+  return m;
+}
+
+size_t rpc_shared_message_size(const rpc_shared_message *m) {
+  return GRPC_SLICE_LENGTH(m->slice);
+}
+
+void rpc_shared_message_free(rpc_shared_message *m) {
+  if (!m) return;
+  grpc_slice_unref(m->slice);
+  free(m);
+}
+
+int rpc_call_send_shared(rpc_call *c, const rpc_shared_message *m) {
+  grpc_slice s = m->slice;
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1); /* refs the slice */
+  return send_buffer(c, bb, GRPC_SLICE_LENGTH(m->slice));
 }
 
 static int finish_common(rpc_call *c, grpc_status_code code, char *message_take, void *details_take,
