@@ -231,14 +231,13 @@ typedef struct async_call {
   size_t packed_len;
   size_t attempts;
   int64_t deadline_ms;
-  etcd_call_done done;
-  void *arg;
+  etcd_async_done done;
   char what[160];
 } async_call;
 
 static void async_finish(async_call *a, ProtobufCMessage *resp, const keel_error *err) {
   etcd_in_callback++;
-  a->done(a->arg, resp, err);
+  a->done.finish(&a->done, resp, err);
   etcd_in_callback--;
   free(a->packed);
   free(a);
@@ -271,7 +270,7 @@ static void on_unary_done(void *arg, const rpc_status *st, ProtobufCMessage *res
 
 int etcd_call_async(etcd_client *c, const char *method, const char *what,
                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-                    bool idempotent, etcd_call_done done, void *arg, keel_error *err) {
+                    bool idempotent, const etcd_async_done *done, keel_error *err) {
   if (atomic_load(&c->closing)) return keel_error_set(err, ECANCELED, "etcd %s: client closing", what);
   async_call *a = calloc(1, sizeof(*a));
   if (!a) return keel_error_set(err, ENOMEM, "etcd %s: out of memory", what);
@@ -281,8 +280,7 @@ int etcd_call_async(etcd_client *c, const char *method, const char *what,
   a->resp_desc = resp_desc;
   a->attempts = 1;
   a->deadline_ms = now_ms() + c->timeout_ms;
-  a->done = done;
-  a->arg = arg;
+  a->done = *done;
   snprintf(a->what, sizeof(a->what), "%s", what);
   if (!idempotent && c->nendpoints > 1) {
     a->packed_len = protobuf_c_message_get_packed_size(req);

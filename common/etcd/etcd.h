@@ -99,8 +99,9 @@ typedef struct etcd_client_options {
 } etcd_client_options;
 
 etcd_client *etcd_client_create(const etcd_client_options *opts, keel_error *err);
-/* Every watch must be stopped first. Async calls still in flight complete with
- * ECANCELED before this returns. */
+/* Every watch must be stopped first. Async calls still in flight complete
+ * (their done runs) before this returns, with ECANCELED if they had no answer
+ * yet: for a write, outcome unknown. */
 void etcd_client_destroy(etcd_client *c);
 /* The endpoint calls currently go to (after failovers). */
 const char *etcd_client_endpoint(const etcd_client *c);

@@ -145,6 +145,8 @@ typedef struct collector {
   bool stop_in_end;
   etcd_watch *w;
   bool stop_pending; /* on_end came before w was set */
+  atomic_bool stopped; /* set once etcd_watch_stop returned */
+  atomic_int after_stop; /* callbacks seen after that: must stay 0 */
 } collector;
 
 static char *dup_n(const void *p, size_t n) {
@@ -156,6 +158,7 @@ static char *dup_n(const void *p, size_t n) {
 
 static void col_events(void *arg, int64_t rev, const etcd_event *evs, size_t n) {
   collector *c = arg;
+  if (atomic_load(&c->stopped)) atomic_fetch_add(&c->after_stop, 1);
   pthread_mutex_lock(&c->mu);
   for (size_t i = 0; i < n; i++) {
     if (c->nev == c->cap) {
@@ -181,6 +184,7 @@ static void col_events(void *arg, int64_t rev, const etcd_event *evs, size_t n) 
 
 static void col_progress(void *arg, int64_t rev) {
   collector *c = arg;
+  if (atomic_load(&c->stopped)) atomic_fetch_add(&c->after_stop, 1);
   pthread_mutex_lock(&c->mu);
   c->progress++;
   c->progress_rev = rev;
@@ -190,6 +194,7 @@ static void col_progress(void *arg, int64_t rev) {
 
 static void col_end(void *arg, int64_t compact_rev, const keel_error *why) {
   collector *c = arg;
+  if (atomic_load(&c->stopped)) atomic_fetch_add(&c->after_stop, 1);
   pthread_mutex_lock(&c->mu);
   c->ends++;
   c->compact_rev = compact_rev;
@@ -454,6 +459,55 @@ static void test_txn_update_guarded(void **state) {
   assert_int_equal(etcd_txn(c, all, 6, &get, 1, NULL, 0, &r, &err), 0);
   assert_false(r.succeeded);
   assert_int_equal(r.nresults, 0);
+  etcd_txn_result_clear(&r);
+}
+
+/* More ops than fit the request's stack buffer; each range result of a
+ * read-only txn has its own kvs inside the result's one block. */
+static void test_txn_many_ops(void **state) {
+  etcd_client *c = B(state)->c;
+  enum { N = 40 };
+  char keys[N][32], vals[N][16];
+  etcd_op puts[N], gets[N];
+  etcd_compare absent[N];
+  for (int i = 0; i < N; i++) {
+    snprintf(keys[i], sizeof(keys[i]), "/t/many/%02d", i);
+    snprintf(vals[i], sizeof(vals[i]), "v%d", i);
+    puts[i] = (etcd_op){.type = ETCD_OP_PUT, .key = keys[i], .key_len = strlen(keys[i]),
+                        .value = vals[i], .value_len = strlen(vals[i])};
+    absent[i] = (etcd_compare){.key = keys[i], .key_len = strlen(keys[i]), .target = ETCD_CMP_CREATE,
+                               .result = ETCD_CMP_EQUAL};
+  }
+  etcd_txn_result r;
+  keel_error err = {0};
+  if (etcd_txn(c, absent, N, puts, N, NULL, 0, &r, &err) != 0) fail_msg("%s", err.message);
+  assert_true(r.succeeded);
+  assert_int_equal(r.nresults, N);
+  int64_t rev = r.revision;
+  etcd_txn_result_clear(&r);
+  for (int i = 0; i < N; i++) {
+    /* Every other op a prefix range: results with 0, 1 or many kvs. */
+    gets[i] = (etcd_op){.type = ETCD_OP_RANGE, .key = keys[i], .key_len = strlen(keys[i])};
+    if (i % 2) {
+      gets[i].key_len = strlen("/t/many/");
+      gets[i].range_end = "/t/many0";
+      gets[i].range_end_len = strlen("/t/many0");
+    }
+  }
+  assert_int_equal(etcd_txn(c, NULL, 0, gets, N, NULL, 0, &r, &err), 0);
+  assert_int_equal(r.nresults, N);
+  for (int i = 0; i < N; i++) {
+    const etcd_range_result *g = &r.results[i].range;
+    assert_int_equal(r.results[i].type, ETCD_OP_RANGE);
+    if (i % 2) {
+      assert_int_equal(g->nkvs, N);
+      assert_kv(&g->kvs[N - 1], keys[N - 1], vals[N - 1]);
+    } else {
+      assert_int_equal(g->nkvs, 1);
+      assert_kv(&g->kvs[0], keys[i], vals[i]);
+      assert_int_equal(g->kvs[0].mod_revision, rev); /* all written at one revision */
+    }
+  }
   etcd_txn_result_clear(&r);
 }
 
@@ -906,6 +960,76 @@ static void test_watch_compacted(void **state) {
   col_free(&col);
 }
 
+typedef struct writer {
+  etcd_client *c;
+  int n;
+  atomic_bool stop;
+} writer;
+
+static void *writer_main(void *arg) {
+  writer *wr = arg;
+  char key[48];
+  for (int i = 0; i < wr->n && !atomic_load(&wr->stop); i++) {
+    snprintf(key, sizeof(key), "/t/wrace/%04d", i);
+    if (etcd_put(wr->c, key, strlen(key), "v", 1, 0, NULL, NULL) != 0) break;
+  }
+  return NULL;
+}
+
+/* Stopping a watch while its events flow: once stop returns, no callback runs
+ * (and ASan sees no use of the freed watch). */
+static void test_watch_stop_race(void **state) {
+  etcd_client *c = B(state)->c;
+  int64_t start = current_revision(c) + 1;
+  writer wr = {.c = c, .n = 400};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, writer_main, &wr), 0);
+  for (int round = 0; round < 4; round++) {
+    collector col;
+    col_init(&col);
+    etcd_watch *w = watch(c, &col, "/t/wrace/", true, start, true, false);
+    WAIT_EVENTS(&col, 5 + 20 * round);
+    assert_int_equal(etcd_watch_request_progress(w), 0);
+    etcd_watch_stop(w);
+    atomic_store(&col.stopped, true);
+    sleep_ms(30);
+    assert_int_equal(atomic_load(&col.after_stop), 0);
+    assert_true(col.nev >= 5);
+    for (size_t i = 1; i < col.nev; i++) assert_true(col.ev[i].mod_revision > col.ev[i - 1].mod_revision);
+    col_free(&col);
+  }
+  atomic_store(&wr.stop, true);
+  pthread_join(th, NULL);
+}
+
+/* Destroying a client with async calls in flight: every callback has run,
+ * with a result or ECANCELED, by the time destroy returns. */
+static void test_destroy_in_flight(void **state) {
+  testenv_backend *b = B(state);
+  const char *eps[] = {b->endpoint};
+  etcd_client *c = client_for(eps, 1);
+  async_state a = {0};
+  pthread_mutex_init(&a.mu, NULL);
+  pthread_cond_init(&a.cv, NULL);
+  enum { N = 200 };
+  for (int i = 0; i < N; i++) {
+    char key[48];
+    snprintf(key, sizeof(key), "/t/inflight/%03d", i);
+    etcd_op p = {.type = ETCD_OP_PUT, .key = key, .key_len = strlen(key), .value = "v", .value_len = 1};
+    if (i % 2) assert_int_equal(etcd_txn_async(c, NULL, 0, &p, 1, NULL, 0, on_own_txn, &a, NULL), 0);
+    else assert_int_equal(etcd_range_async(c, key, strlen(key), NULL, 0, 0, 0, false, false, on_range, &a, NULL), 0);
+  }
+  testenv_client_destroy(c);
+  pthread_mutex_lock(&a.mu);
+  int done = a.done, errors = a.errors;
+  pthread_mutex_unlock(&a.mu);
+  assert_int_equal(done, N);
+  print_message("  %s: %d of %d async calls canceled by destroy\n", b->name, errors, N);
+  if (errors) assert_int_equal(a.last_code, ECANCELED);
+  pthread_mutex_destroy(&a.mu);
+  pthread_cond_destroy(&a.cv);
+}
+
 /* ------------------------------------------------------------------ tests: failover */
 
 static void test_failover(void **state) {
@@ -983,13 +1107,14 @@ static void test_failover(void **state) {
 /* ------------------------------------------------------------------ main */
 
 #define T(f) cmocka_unit_test_teardown(f, teardown_test)
-#define TABLE                                                                          \
-  {                                                                                    \
-    T(test_prefix_end), T(test_endpoints), T(test_range), T(test_txn_create_if_absent), \
-        T(test_txn_update_guarded), T(test_delete_prev_kv), T(test_lease),             \
-        T(test_errors), T(test_watch_history), T(test_watch_prefix_live),              \
-        T(test_watch_progress), T(test_watch_fragment), T(test_compaction),            \
-        T(test_watch_compacted), T(test_failover), T(test_async_concurrent),           \
+#define TABLE                                                                                \
+  {                                                                                          \
+    T(test_prefix_end), T(test_endpoints), T(test_range), T(test_txn_create_if_absent),       \
+        T(test_txn_update_guarded), T(test_txn_many_ops), T(test_delete_prev_kv),            \
+        T(test_lease), T(test_errors), T(test_watch_history), T(test_watch_prefix_live),     \
+        T(test_watch_progress), T(test_watch_fragment), T(test_compaction),                  \
+        T(test_watch_compacted), T(test_watch_stop_race), T(test_failover),                  \
+        T(test_async_concurrent), T(test_destroy_in_flight),                                 \
   }
 
 int main(int argc, char **argv) {

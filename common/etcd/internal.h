@@ -36,11 +36,20 @@ int etcd_call(etcd_client *c, const char *method, const char *what, const Protob
               const ProtobufCMessageDescriptor *resp_desc, bool idempotent,
               ProtobufCMessage **resp, keel_error *err);
 
-/* Async form: done runs once on a channel thread with the response (owned by
- * done) or an error. Returns 0, or a negative errno (done will not run). */
-typedef void (*etcd_call_done)(void *arg, ProtobufCMessage *resp, const keel_error *err);
+/* Async form. finish runs once on a channel thread with the response (owned
+ * by finish) or an error; it turns the response into the caller's result and
+ * calls the caller's callback (user, arg). Stored by value: no allocation. */
+typedef struct etcd_async_done {
+  void (*finish)(const struct etcd_async_done *d, ProtobufCMessage *resp, const keel_error *err);
+  union {
+    etcd_range_done range;
+    etcd_txn_done txn;
+  } user;
+  void *arg;
+} etcd_async_done;
+/* Returns 0, or a negative errno (finish will not run). */
 int etcd_call_async(etcd_client *c, const char *method, const char *what,
                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
-                    bool idempotent, etcd_call_done done, void *arg, keel_error *err);
+                    bool idempotent, const etcd_async_done *done, keel_error *err);
 
 #endif

@@ -8,6 +8,7 @@
  * array), a Txn one (its op results and every kv of every op in one block).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,39 +124,28 @@ int etcd_range(etcd_client *c, const void *key, size_t key_len, const void *rang
   return range_result_take((Etcdserverpb__RangeResponse *)resp, out, err);
 }
 
-typedef struct range_async {
-  etcd_range_done done;
-  void *arg;
-} range_async;
-
-static void on_range_done(void *arg, ProtobufCMessage *resp, const keel_error *err) {
-  range_async ra = *(range_async *)arg;
-  free(arg);
+static void range_finish(const etcd_async_done *d, ProtobufCMessage *resp, const keel_error *err) {
   if (!resp) {
-    ra.done(ra.arg, NULL, err);
+    d->user.range(d->arg, NULL, err);
     return;
   }
   etcd_range_result r;
   keel_error e = {0};
-  if (range_result_take((Etcdserverpb__RangeResponse *)resp, &r, &e) < 0) ra.done(ra.arg, NULL, &e);
-  else ra.done(ra.arg, &r, NULL);
+  if (range_result_take((Etcdserverpb__RangeResponse *)resp, &r, &e) < 0) d->user.range(d->arg, NULL, &e);
+  else d->user.range(d->arg, &r, NULL);
 }
 
 int etcd_range_async(etcd_client *c, const void *key, size_t key_len, const void *range_end,
                      size_t range_end_len, int64_t revision, int64_t limit, bool keys_only,
                      bool count_only, etcd_range_done done, void *arg, keel_error *err) {
+  if (!done) return keel_error_set(err, EINVAL, "etcd Range: no done callback");
   Etcdserverpb__RangeRequest req;
   range_request(&req, key, key_len, range_end, range_end_len, revision, limit, keys_only, count_only);
   char what[160];
   etcd_describe(what, sizeof(what), "Range", key, key_len);
-  range_async *ra = malloc(sizeof(*ra));
-  if (!ra) return keel_error_set(err, ENOMEM, "etcd %s: out of memory", what);
-  ra->done = done;
-  ra->arg = arg;
-  int rc = etcd_call_async(c, M_RANGE, what, &req.base, &etcdserverpb__range_response__descriptor,
-                           true, on_range_done, ra, err);
-  if (rc < 0) free(ra);
-  return rc;
+  etcd_async_done d = {.finish = range_finish, .user.range = done, .arg = arg};
+  return etcd_call_async(c, M_RANGE, what, &req.base, &etcdserverpb__range_response__descriptor,
+                         true, &d, err);
 }
 
 /* ---------------------------------------------------------------- put, delete */
@@ -253,7 +243,7 @@ typedef struct op_slot {
 
 typedef struct txn_request {
   Etcdserverpb__TxnRequest req;
-  void *block; /* every compare, op and pointer array */
+  void *block; /* every compare, op and pointer array, when they do not fit a txn_stack */
   bool read_only;
   char what[160];
 } txn_request;
@@ -335,8 +325,15 @@ static int cmp_build(Etcdserverpb__Compare *d, const etcd_compare *s, size_t i, 
   return keel_error_set(err, EINVAL, "etcd Txn: compare %zu: unknown target %d", i, (int)s->target);
 }
 
+/* Room for the usual txn (a few compares and ops) without an allocation. */
+typedef union txn_stack {
+  max_align_t align;
+  char bytes[1536];
+} txn_stack;
+
 static int txn_build(txn_request *t, const etcd_compare *cmps, size_t ncmps, const etcd_op *success,
-                     size_t nsuccess, const etcd_op *failure, size_t nfailure, keel_error *err) {
+                     size_t nsuccess, const etcd_op *failure, size_t nfailure, txn_stack *stack,
+                     keel_error *err) {
   Etcdserverpb__TxnRequest init = ETCDSERVERPB__TXN_REQUEST__INIT;
   t->req = init;
   t->block = NULL;
@@ -350,9 +347,15 @@ static int txn_build(txn_request *t, const etcd_compare *cmps, size_t ncmps, con
   size_t size = ncmps * (sizeof(Etcdserverpb__Compare) + sizeof(Etcdserverpb__Compare *)) +
                 nops * (sizeof(op_slot) + sizeof(Etcdserverpb__RequestOp *));
   if (size == 0) return 0;
-  char *b = calloc(1, size);
-  if (!b) return keel_error_set(err, ENOMEM, "etcd %s: out of memory", t->what);
-  t->block = b;
+  char *b;
+  if (size <= sizeof(stack->bytes)) {
+    b = stack->bytes;
+    memset(b, 0, size);
+  } else {
+    b = calloc(1, size);
+    if (!b) return keel_error_set(err, ENOMEM, "etcd %s: out of memory", t->what);
+    t->block = b;
+  }
   /* Structs first (largest alignment), pointer arrays after. */
   Etcdserverpb__Compare *cs = (Etcdserverpb__Compare *)b;
   op_slot *slots = (op_slot *)(cs + ncmps);
@@ -459,7 +462,8 @@ int etcd_txn(etcd_client *c, const etcd_compare *cmps, size_t ncmps, const etcd_
              keel_error *err) {
   memset(out, 0, sizeof(*out));
   txn_request t;
-  int rc = txn_build(&t, cmps, ncmps, success, nsuccess, failure, nfailure, err);
+  txn_stack stack;
+  int rc = txn_build(&t, cmps, ncmps, success, nsuccess, failure, nfailure, &stack, err);
   ProtobufCMessage *resp = NULL;
   if (rc == 0)
     rc = etcd_call(c, M_TXN, t.what, &t.req.base, &etcdserverpb__txn_response__descriptor,
@@ -469,40 +473,28 @@ int etcd_txn(etcd_client *c, const etcd_compare *cmps, size_t ncmps, const etcd_
   return txn_result_take((Etcdserverpb__TxnResponse *)resp, out, err);
 }
 
-typedef struct txn_async {
-  etcd_txn_done done;
-  void *arg;
-} txn_async;
-
-static void on_txn_done(void *arg, ProtobufCMessage *resp, const keel_error *err) {
-  txn_async ta = *(txn_async *)arg;
-  free(arg);
+static void txn_finish(const etcd_async_done *d, ProtobufCMessage *resp, const keel_error *err) {
   if (!resp) {
-    ta.done(ta.arg, NULL, err);
+    d->user.txn(d->arg, NULL, err);
     return;
   }
   etcd_txn_result r;
   keel_error e = {0};
-  if (txn_result_take((Etcdserverpb__TxnResponse *)resp, &r, &e) < 0) ta.done(ta.arg, NULL, &e);
-  else ta.done(ta.arg, &r, NULL);
+  if (txn_result_take((Etcdserverpb__TxnResponse *)resp, &r, &e) < 0) d->user.txn(d->arg, NULL, &e);
+  else d->user.txn(d->arg, &r, NULL);
 }
 
 int etcd_txn_async(etcd_client *c, const etcd_compare *cmps, size_t ncmps, const etcd_op *success,
                    size_t nsuccess, const etcd_op *failure, size_t nfailure, etcd_txn_done done,
                    void *arg, keel_error *err) {
+  if (!done) return keel_error_set(err, EINVAL, "etcd Txn: no done callback");
   txn_request t;
-  int rc = txn_build(&t, cmps, ncmps, success, nsuccess, failure, nfailure, err);
-  txn_async *ta = NULL;
+  txn_stack stack;
+  int rc = txn_build(&t, cmps, ncmps, success, nsuccess, failure, nfailure, &stack, err);
   if (rc == 0) {
-    ta = malloc(sizeof(*ta));
-    if (!ta) rc = keel_error_set(err, ENOMEM, "etcd %s: out of memory", t.what);
-  }
-  if (rc == 0) {
-    ta->done = done;
-    ta->arg = arg;
+    etcd_async_done d = {.finish = txn_finish, .user.txn = done, .arg = arg};
     rc = etcd_call_async(c, M_TXN, t.what, &t.req.base, &etcdserverpb__txn_response__descriptor,
-                         t.read_only, on_txn_done, ta, err);
-    if (rc < 0) free(ta);
+                         t.read_only, &d, err);
   }
   free(t.block);
   return rc;

@@ -17,6 +17,7 @@
  * messages are in, so no message is delivered after it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -153,14 +154,21 @@ static uint32_t initial_md_flags(const rpc_call_options *opts) {
              : 0;
 }
 
-static void op_link(rpc_channel *ch, client_op *op) {
+/* Links op into the channel's open operations. Returns false when the channel
+ * is being destroyed: destroy already canceled what it found, so an op started
+ * now (from a callback) must cancel itself or it would hold destroy until its
+ * deadline. A call already created is canceled here. */
+static bool op_link(rpc_channel *ch, client_op *op) {
   pthread_mutex_lock(&ch->mu);
   op->prev = NULL;
   op->next = ch->ops;
   if (ch->ops) ch->ops->prev = op;
   ch->ops = op;
   ch->active++;
+  bool open = !ch->destroying;
+  if (!open && op->call) grpc_call_cancel(op->call, NULL);
   pthread_mutex_unlock(&ch->mu);
+  return open;
 }
 
 static void op_unlink(rpc_channel *ch, client_op *op) {
@@ -219,14 +227,21 @@ rpc_channel *rpc_channel_create(const rpc_channel_options *opts, keel_error *err
     creds = grpc_insecure_credentials_create();
   }
 
-  grpc_arg args[3];
+  grpc_arg args[4];
   size_t nargs = 0;
+  int max_bytes = ch->opts.max_message_bytes > INT_MAX ? INT_MAX : (int)ch->opts.max_message_bytes;
   args[nargs].type = GRPC_ARG_INTEGER;
   args[nargs].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  args[nargs++].value.integer = (int)ch->opts.max_message_bytes;
+  args[nargs++].value.integer = max_bytes;
   args[nargs].type = GRPC_ARG_INTEGER;
   args[nargs].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-  args[nargs++].value.integer = (int)ch->opts.max_message_bytes;
+  args[nargs++].value.integer = max_bytes;
+  /* gRPC shares subchannels (and their reconnect backoff) process-wide by
+   * default: a dead endpoint another channel keeps dialing would hold this
+   * channel's failover behind that backoff. Each channel keeps its own. */
+  args[nargs].type = GRPC_ARG_INTEGER;
+  args[nargs].key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+  args[nargs++].value.integer = 1;
   if (opts->tls && opts->tls->server_name_override) {
     args[nargs].type = GRPC_ARG_STRING;
     args[nargs].key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
@@ -523,8 +538,7 @@ int rpc_unary_async(rpc_channel *ch, const char *method, const ProtobufCMessage 
   a->deadline_ms = timeout > 0 ? rpc_now_ms() + timeout : 0;
   a->attempt = 1;
   a->backoff = ch->opts.retry_initial_backoff_ms;
-  op_link(ch, &a->op);
-  int rc = async_unary_start(a);
+  int rc = op_link(ch, &a->op) ? async_unary_start(a) : -ESHUTDOWN;
   if (rc < 0) {
     op_unlink(ch, &a->op);
     async_unary_free(a);
@@ -680,7 +694,7 @@ rpc_stream *rpc_stream_start(rpc_channel *ch, const char *method, rpc_kind kind,
                                      rpc_deadline_from_timeout(opts ? opts->timeout_ms : 0), NULL);
   grpc_slice_unref(method_slice);
   s->op.call = s->call;
-  op_link(ch, &s->op);
+  (void)op_link(ch, &s->op); /* canceled at once when the channel is closing: on_close reports it */
 
   grpc_op ops[3];
   memset(ops, 0, sizeof(ops));

@@ -1,0 +1,895 @@
+/* services/apiserver/server/ops.c — the write verbs: Create, Update,
+ * UpdateStatus, Delete, Pods/Bind and the Scale subresource.
+ *
+ * Each is a read-modify-write against the store: read the stored object,
+ * authorize against it (node restriction needs the pod's node), carry over
+ * what the server owns (uid, creationTimestamp, generation, deletion state,
+ * status on a spec update), default, validate, admit, then a txn guarded by
+ * the mod_revision that was read. A conflict with a client-given
+ * resourceVersion is FAILED_PRECONDITION; without one the verb re-reads and
+ * tries again, as Kubernetes' GuaranteedUpdate does. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/apimachinery/labels.h"
+#include "common/base/cleanup.h"
+#include "common/log/log.h"
+#include "google/protobuf/timestamp.pb-c.h"
+#include "google/protobuf/wrappers.pb-c.h"
+#include "keel/api/v1/apps.pb-c.h"
+#include "keel/api/v1/core.pb-c.h"
+#include "services/apiserver/server/internal.h"
+#include "services/apiserver/validation/validation.h"
+
+#define UPDATE_ATTEMPTS 8
+
+/* ---------------------------------------------------------------- small helpers */
+
+/* Replaces a string field; value may point into the old string. */
+static void set_str(char **slot, const char *value) {
+  char *copy = value && *value ? strdup(value) : NULL;
+  if (*slot && *slot != protobuf_c_empty_string) free(*slot);
+  *slot = copy ? copy : (char *)protobuf_c_empty_string;
+}
+
+static Google__Protobuf__Timestamp *timestamp_at(time_t secs) {
+  Google__Protobuf__Timestamp *t = malloc(sizeof *t);
+  if (!t) return NULL;
+  google__protobuf__timestamp__init(t);
+  t->seconds = secs;
+  return t;
+}
+
+static void set_timestamp(Google__Protobuf__Timestamp **slot, Google__Protobuf__Timestamp *t) {
+  if (*slot) protobuf_c_message_free_unpacked(&(*slot)->base, NULL);
+  *slot = t;
+}
+
+static Google__Protobuf__Timestamp *clone_timestamp(const Google__Protobuf__Timestamp *t) {
+  return t ? (Google__Protobuf__Timestamp *)api_message_clone(&t->base) : NULL;
+}
+
+static void new_uid(char out[37]) {
+  unsigned char b[16];
+  if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+    for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)rand();
+  }
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+  snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+           b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* Kubernetes' generateName suffix alphabet (no vowels, no look-alikes). */
+static void random_suffix(char *out, size_t n) {
+  static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  unsigned char b[16];
+  if (n > sizeof b) n = sizeof b;
+  if (getrandom(b, n, 0) != (ssize_t)n)
+    for (size_t i = 0; i < n; i++) b[i] = (unsigned char)rand();
+  for (size_t i = 0; i < n; i++) out[i] = alphabet[b[i] % (sizeof alphabet - 1)];
+  out[n] = '\0';
+}
+
+static const char *pod_node(const api_kind *k, const ProtobufCMessage *obj) {
+  if (!obj || strcmp(k->kind, "Pod") != 0) return NULL;
+  const Keel__Api__V1__Pod *p = (const Keel__Api__V1__Pod *)obj;
+  return p->spec && p->spec->node_name ? p->spec->node_name : "";
+}
+
+static bool submessage_equal(const ProtobufCMessage *a, const ProtobufCMessage *b) {
+  if (!a || !b) return a == b;
+  size_t la = protobuf_c_message_get_packed_size(a), lb = protobuf_c_message_get_packed_size(b);
+  if (la != lb) return false;
+  cleanup_free uint8_t *ba = malloc(la ? la : 1);
+  cleanup_free uint8_t *bb = malloc(lb ? lb : 1);
+  if (!ba || !bb) return false;
+  protobuf_c_message_pack(a, ba);
+  protobuf_c_message_pack(b, bb);
+  return memcmp(ba, bb, la) == 0;
+}
+
+static void replace_submessage(ProtobufCMessage **slot, ProtobufCMessage *value) {
+  if (*slot) protobuf_c_message_free_unpacked(*slot, NULL);
+  *slot = value;
+}
+
+static bool dry_run(rpc_call *call) {
+  size_t len;
+  const char *v = rpc_call_metadata(call, "x-keel-dry-run", &len);
+  return v && len == 3 && memcmp(v, "All", 3) == 0;
+}
+
+static void reply_object(rpc_call *call, const api_kind *k, ProtobufCMessage *obj, int64_t rev) {
+  Keel__Api__V1__ObjectMeta *m = api_object_meta_ensure(k, obj);
+  char rv[24];
+  snprintf(rv, sizeof rv, "%lld", (long long)rev);
+  if (rev > 0) set_str(&m->resource_version, rv);
+  api_object_set_type_meta(k, obj);
+  rpc_call_reply(call, obj);
+}
+
+static void finish_rc(rpc_call *call, int rc, const keel_error *err) {
+  rpc_call_finish(call, apiserver_status_for(rc), "%s", err->message[0] ? err->message : strerror(-rc));
+}
+
+static int authorize(const auth_identity *id, const api_kind *k, const char *verb, const char *sub,
+                     const char *ns, const char *name, const char *object_node, const char *new_node,
+                     keel_error *err) {
+  auth_request r = {.verb = verb,
+                    .kind = k,
+                    .subresource = sub,
+                    .namespace_ = ns,
+                    .name = name,
+                    .object_node = object_node,
+                    .new_object_node = new_node};
+  return auth_authorize(id, &r, err);
+}
+
+/* Namespace lifecycle admission: nothing is created in a namespace that does
+ * not exist or is being deleted. */
+static int admit_namespace(apiserver *a, const api_kind *k, const char *ns, keel_error *err) {
+  if (!k->namespaced) return 0;
+  const api_kind *nsk = api_kind_by_resource("namespaces");
+  cache_object *o;
+  if (watch_cache_get(apiserver_cache(a, nsk), "", ns, &o, NULL) < 0) {
+    /* The cache may trail a namespace created a moment ago: ask the store. */
+    ProtobufCMessage *obj = NULL;
+    if (objstore_get(a->store, nsk, "", ns, &obj, NULL, NULL) < 0)
+      return keel_error_set(err, ENOENT, "namespaces \"%s\" not found", ns);
+    const Keel__Api__V1__Namespace *n = (const Keel__Api__V1__Namespace *)obj;
+    bool terminating = n->metadata && n->metadata->deletion_timestamp;
+    protobuf_c_message_free_unpacked(obj, NULL);
+    if (terminating) goto terminating;
+    return 0;
+  }
+  const Keel__Api__V1__Namespace *n = (const Keel__Api__V1__Namespace *)cache_object_msg(o);
+  bool terminating = (n->metadata && n->metadata->deletion_timestamp) ||
+                     (n->status && n->status->phase && strcmp(n->status->phase, "Terminating") == 0);
+  cache_object_unref(o);
+  if (!terminating) return 0;
+terminating:
+  return keel_error_set(err, EACCES,
+                        "%s is forbidden: unable to create new content in namespace %s because it is being "
+                        "terminated",
+                        k->resource, ns);
+}
+
+/* ---------------------------------------------------------------- services: IP and port allocation */
+
+int apiserver_ops_init(apiserver *a, keel_error *err) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%s", a->opts.service_cidr);
+  char *slash = strchr(buf, '/');
+  int bits = slash ? atoi(slash + 1) : -1;
+  if (slash) *slash = '\0';
+  struct in_addr addr;
+  if (!slash || bits < 8 || bits > 30 || inet_pton(AF_INET, buf, &addr) != 1)
+    return keel_error_set(err, EINVAL, "flag --service-cluster-ip-range: \"%s\" is not an IPv4 CIDR of /8 to /30",
+                          a->opts.service_cidr);
+  a->service_size = 1u << (32 - bits);
+  a->service_net = ntohl(addr.s_addr) & ~(a->service_size - 1);
+  if (api_validation_set_node_port_range(a->opts.node_port_min, a->opts.node_port_max) < 0)
+    return keel_error_set(err, EINVAL, "flag --service-node-port-range: %d-%d is not a valid range",
+                          a->opts.node_port_min, a->opts.node_port_max);
+  return 0;
+}
+
+void apiserver_ops_destroy(apiserver *a) {
+  (void)a;
+}
+
+static bool ip_in_range(const apiserver *a, const char *ip, uint32_t *offset) {
+  struct in_addr addr;
+  if (inet_pton(AF_INET, ip, &addr) != 1) return false;
+  uint32_t v = ntohl(addr.s_addr);
+  if ((v & ~(a->service_size - 1)) != a->service_net) return false;
+  *offset = v - a->service_net;
+  /* The network and broadcast addresses are never handed out. */
+  return *offset > 0 && *offset < a->service_size - 1;
+}
+
+/* Allocation keys ride in the Service's txn: "<prefix>/serviceips/<ip>" and
+ * "<prefix>/servicenodeports/<port>", each required to be absent. Two
+ * apiservers (or two requests) picking the same IP or port cannot both win. */
+typedef struct allocation {
+  char keys[1 + 16][OBJSTORE_KEY_MAX];
+  size_t nkeys;
+  etcd_compare cmps[1 + 16];
+  etcd_op ops[1 + 16];
+} allocation;
+
+static int alloc_add(allocation *al, objstore *s, const char *what, const char *value, const char *owner) {
+  if (al->nkeys >= 17) return -E2BIG;
+  char suffix[96];
+  snprintf(suffix, sizeof suffix, "%s/%s", what, value);
+  char *key = al->keys[al->nkeys];
+  if (objstore_raw_key(s, suffix, key, OBJSTORE_KEY_MAX) < 0) return -ENAMETOOLONG;
+  al->cmps[al->nkeys] = (etcd_compare){.key = key, .key_len = strlen(key), .target = ETCD_CMP_CREATE,
+                                       .result = ETCD_CMP_EQUAL, .number = 0};
+  al->ops[al->nkeys] = (etcd_op){.type = ETCD_OP_PUT, .key = key, .key_len = strlen(key), .value = owner,
+                                 .value_len = strlen(owner)};
+  al->nkeys++;
+  return 0;
+}
+
+/* Deletion ops for a Service's allocation keys. */
+static void alloc_release(allocation *al, objstore *s, const Keel__Api__V1__Service *svc) {
+  al->nkeys = 0;
+  const Keel__Api__V1__ServiceSpec *sp = svc->spec;
+  if (!sp) return;
+  char suffix[96];
+  if (sp->cluster_ip && *sp->cluster_ip && strcmp(sp->cluster_ip, "None") != 0) {
+    snprintf(suffix, sizeof suffix, "serviceips/%s", sp->cluster_ip);
+    if (objstore_raw_key(s, suffix, al->keys[al->nkeys], OBJSTORE_KEY_MAX) >= 0) al->nkeys++;
+  }
+  for (size_t i = 0; i < sp->n_ports && al->nkeys < 17; i++) {
+    if (sp->ports[i]->node_port <= 0) continue;
+    snprintf(suffix, sizeof suffix, "servicenodeports/%d", sp->ports[i]->node_port);
+    if (objstore_raw_key(s, suffix, al->keys[al->nkeys], OBJSTORE_KEY_MAX) >= 0) al->nkeys++;
+  }
+  for (size_t i = 0; i < al->nkeys; i++)
+    al->ops[i] = (etcd_op){.type = ETCD_OP_DELETE, .key = al->keys[i], .key_len = strlen(al->keys[i])};
+}
+
+static uint32_t random_u32(void) {
+  uint32_t v;
+  if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) v = (uint32_t)rand();
+  return v;
+}
+
+/* Creates a Service with its ClusterIP and NodePorts allocated in the same txn.
+ * Addresses the client chose are checked; the others are picked at random and
+ * picked again when another Service got them first. */
+static int create_service(apiserver *a, const api_kind *k, Keel__Api__V1__Service *svc, int64_t *rev,
+                          keel_error *err) {
+  Keel__Api__V1__ServiceSpec *sp = svc->spec;
+  char owner[300];
+  snprintf(owner, sizeof owner, "%s/%s", svc->metadata->namespace_, svc->metadata->name);
+  bool user_ip = sp->cluster_ip && *sp->cluster_ip;
+  bool headless = user_ip && strcmp(sp->cluster_ip, "None") == 0;
+  bool node_ports = sp->type && strcmp(sp->type, "NodePort") == 0;
+  if (user_ip && !headless) {
+    uint32_t off;
+    if (!ip_in_range(a, sp->cluster_ip, &off))
+      return keel_error_set(err, EINVAL,
+                            "Service \"%s\" is invalid: spec.clusterIP: Invalid value: \"%s\": provided IP is not in "
+                            "the valid range. The range of valid IPs is %s",
+                            svc->metadata->name, sp->cluster_ip, a->opts.service_cidr);
+  }
+  bool *user_port = calloc(sp->n_ports + 1, sizeof *user_port);
+  if (!user_port) return keel_error_set(err, ENOMEM, "out of memory");
+  for (size_t i = 0; i < sp->n_ports; i++) {
+    user_port[i] = sp->ports[i]->node_port != 0;
+    if (user_port[i] && !node_ports) {
+      free(user_port);
+      return keel_error_set(err, EINVAL,
+                            "Service \"%s\" is invalid: spec.ports[%zu].nodePort: Forbidden: may not be used when "
+                            "`type` is 'ClusterIP'",
+                            svc->metadata->name, i);
+    }
+  }
+  int rc = 0;
+  for (int attempt = 0; attempt < 32; attempt++) {
+    allocation al = {0};
+    char ipbuf[INET_ADDRSTRLEN];
+    if (!headless) {
+      if (!user_ip) {
+        uint32_t off = 1 + random_u32() % (a->service_size - 2);
+        struct in_addr addr = {.s_addr = htonl(a->service_net + off)};
+        inet_ntop(AF_INET, &addr, ipbuf, sizeof ipbuf);
+        set_str(&sp->cluster_ip, ipbuf);
+      }
+      alloc_add(&al, a->store, "serviceips", sp->cluster_ip, owner);
+    }
+    if (node_ports) {
+      int span = a->opts.node_port_max - a->opts.node_port_min + 1;
+      for (size_t i = 0; i < sp->n_ports; i++) {
+        if (!user_port[i]) sp->ports[i]->node_port = a->opts.node_port_min + (int)(random_u32() % (uint32_t)span);
+        char port[16];
+        snprintf(port, sizeof port, "%d", sp->ports[i]->node_port);
+        if (alloc_add(&al, a->store, "servicenodeports", port, owner) < 0) {
+          free(user_port);
+          return keel_error_set(err, EINVAL, "Service \"%s\": too many ports", svc->metadata->name);
+        }
+      }
+    }
+    /* ClusterIPs mirrors ClusterIP (single-stack IPv4). */
+    if (sp->cluster_ip && *sp->cluster_ip) {
+      for (size_t i = 0; i < sp->n_cluster_ips; i++) free(sp->cluster_ips[i]);
+      free(sp->cluster_ips);
+      sp->cluster_ips = malloc(sizeof *sp->cluster_ips);
+      sp->n_cluster_ips = 0;
+      if (sp->cluster_ips && (sp->cluster_ips[0] = strdup(sp->cluster_ip))) sp->n_cluster_ips = 1;
+    }
+    objstore_extra extra = {.cmps = al.cmps, .ncmps = al.nkeys, .ops = al.ops, .nops = al.nkeys};
+    rc = objstore_create(a->store, k, &svc->base, &extra, rev, err);
+    if (rc != -ECANCELED) break;
+    /* Somebody holds one of our picks. A client-chosen one is an error. */
+    bool all_user = (headless || user_ip);
+    for (size_t i = 0; node_ports && i < sp->n_ports; i++) all_user = all_user && user_port[i];
+    if (all_user) {
+      rc = keel_error_set(err, EINVAL,
+                          "Service \"%s\" is invalid: spec.clusterIP or spec.ports[].nodePort: Invalid value: "
+                          "provided IP or port is already allocated",
+                          svc->metadata->name);
+      break;
+    }
+  }
+  free(user_port);
+  if (rc == -ECANCELED)
+    keel_error_set(err, ENOSPC, "Service \"%s\": no free ClusterIP or NodePort found: the ranges are full",
+                   svc->metadata->name);
+  return rc == -ECANCELED ? -ENOSPC : rc;
+}
+
+/* ---------------------------------------------------------------- Create */
+
+/* Status a new object starts with, as Kubernetes' PrepareForCreate. */
+static void reset_status_for_create(const api_kind *k, ProtobufCMessage *obj) {
+  ProtobufCMessage **st = api_object_status_slot(k, obj);
+  if (!st) return;
+  if (strcmp(k->kind, "Node") == 0) return; /* the agent registers with its status */
+  replace_submessage(st, NULL);
+  if (strcmp(k->kind, "Pod") == 0) {
+    Keel__Api__V1__PodStatus *ps = (Keel__Api__V1__PodStatus *)api_message_new(&keel__api__v1__pod_status__descriptor);
+    if (ps) set_str(&ps->phase, "Pending");
+    *st = &ps->base;
+  } else if (strcmp(k->kind, "Namespace") == 0) {
+    Keel__Api__V1__NamespaceStatus *ns =
+        (Keel__Api__V1__NamespaceStatus *)api_message_new(&keel__api__v1__namespace_status__descriptor);
+    if (ns) set_str(&ns->phase, "Active");
+    *st = &ns->base;
+  }
+}
+
+void apiserver_do_create(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+                         ProtobufCMessage *obj) {
+  keel_error err = {0};
+  Keel__Api__V1__ObjectMeta *m = api_object_meta_ensure(k, obj);
+  if (!m) return (void)rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  set_str(&m->namespace_, apiserver_request_namespace(k, m->namespace_));
+  if ((!m->name || !*m->name) && m->generate_name && *m->generate_name) {
+    char name[300], suffix[6];
+    random_suffix(suffix, 5);
+    snprintf(name, sizeof name, "%.247s%s", m->generate_name, suffix);
+    set_str(&m->name, name);
+  }
+  int rc = authorize(id, k, "create", NULL, m->namespace_, m->name, NULL, pod_node(k, obj), &err);
+  if (rc < 0) return finish_rc(call, rc, &err);
+  /* What the server owns. */
+  char uid[37];
+  new_uid(uid);
+  set_str(&m->uid, uid);
+  set_str(&m->resource_version, NULL);
+  m->generation = 1;
+  set_timestamp(&m->creation_timestamp, timestamp_at(time(NULL)));
+  set_timestamp(&m->deletion_timestamp, NULL);
+  if (m->deletion_grace_period_seconds) {
+    protobuf_c_message_free_unpacked(&m->deletion_grace_period_seconds->base, NULL);
+    m->deletion_grace_period_seconds = NULL;
+  }
+  reset_status_for_create(k, obj);
+  api_default(k, obj);
+  if ((rc = api_validate(k, obj, NULL, NULL, &err)) < 0) return finish_rc(call, rc, &err);
+  if ((rc = admit_namespace(a, k, m->namespace_, &err)) < 0) return finish_rc(call, rc, &err);
+  int64_t rev = 0;
+  if (dry_run(call)) return reply_object(call, k, obj, 0);
+  if (strcmp(k->kind, "Service") == 0) rc = create_service(a, k, (Keel__Api__V1__Service *)obj, &rev, &err);
+  else rc = objstore_create(a->store, k, obj, NULL, &rev, &err);
+  if (rc == -EEXIST) keel_error_set(&err, EEXIST, "%s \"%s\" already exists", k->resource, m->name);
+  if (rc < 0) return finish_rc(call, rc, &err);
+  reply_object(call, k, obj, rev);
+}
+
+/* ---------------------------------------------------------------- Update */
+
+static int parse_rv(const char *s, int64_t *rv) {
+  *rv = 0;
+  if (!s || !*s) return 0;
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (*end || v <= 0) return -EINVAL;
+  *rv = v;
+  return 1;
+}
+
+static int conflict(keel_error *err, const api_kind *k, const char *name) {
+  return keel_error_set(err, ESTALE,
+                        "Operation cannot be fulfilled on %s \"%s\": the object has been modified; please apply "
+                        "your changes to the latest version and try again",
+                        k->resource, name);
+}
+
+/* Copies into next what the server owns from the stored object cur. */
+static void carry_server_fields(const api_kind *k, ProtobufCMessage *next, const ProtobufCMessage *cur) {
+  Keel__Api__V1__ObjectMeta *nm = api_object_meta_ensure(k, next);
+  const Keel__Api__V1__ObjectMeta *cm = api_object_meta(k, cur);
+  set_str(&nm->uid, cm->uid);
+  nm->generation = cm->generation;
+  set_timestamp(&nm->creation_timestamp, clone_timestamp(cm->creation_timestamp));
+  set_timestamp(&nm->deletion_timestamp, clone_timestamp(cm->deletion_timestamp));
+  if (nm->deletion_grace_period_seconds)
+    protobuf_c_message_free_unpacked(&nm->deletion_grace_period_seconds->base, NULL);
+  nm->deletion_grace_period_seconds =
+      cm->deletion_grace_period_seconds
+          ? (Google__Protobuf__Int64Value *)api_message_clone(&cm->deletion_grace_period_seconds->base)
+          : NULL;
+}
+
+/* Service updates keep the allocated ClusterIP and NodePorts the client left out. */
+static void carry_service_allocations(Keel__Api__V1__Service *next, const Keel__Api__V1__Service *cur) {
+  if (!next->spec || !cur->spec) return;
+  if ((!next->spec->cluster_ip || !*next->spec->cluster_ip) && cur->spec->cluster_ip) {
+    set_str(&next->spec->cluster_ip, cur->spec->cluster_ip);
+    if (next->spec->n_cluster_ips == 0 && cur->spec->n_cluster_ips == 1) {
+      next->spec->cluster_ips = malloc(sizeof *next->spec->cluster_ips);
+      if (next->spec->cluster_ips && (next->spec->cluster_ips[0] = strdup(cur->spec->cluster_ips[0])))
+        next->spec->n_cluster_ips = 1;
+    }
+  }
+  for (size_t i = 0; i < next->spec->n_ports; i++) {
+    Keel__Api__V1__ServicePort *np = next->spec->ports[i];
+    if (np->node_port) continue;
+    for (size_t j = 0; j < cur->spec->n_ports; j++) {
+      const Keel__Api__V1__ServicePort *cp = cur->spec->ports[j];
+      if (cp->port == np->port && strcmp(cp->protocol ? cp->protocol : "", np->protocol ? np->protocol : "") == 0)
+        np->node_port = cp->node_port;
+    }
+  }
+}
+
+static bool has_finalizers(const api_kind *k, const ProtobufCMessage *obj) {
+  const Keel__Api__V1__ObjectMeta *m = api_object_meta(k, obj);
+  return m && m->n_finalizers > 0;
+}
+
+static bool being_deleted(const api_kind *k, const ProtobufCMessage *obj) {
+  const Keel__Api__V1__ObjectMeta *m = api_object_meta(k, obj);
+  return m && m->deletion_timestamp;
+}
+
+static int delete_stored(apiserver *a, const api_kind *k, const ProtobufCMessage *cur, int64_t cur_rev,
+                         int64_t *rev, keel_error *err) {
+  const Keel__Api__V1__ObjectMeta *m = api_object_meta(k, cur);
+  allocation al = {0};
+  objstore_extra extra = {0};
+  if (strcmp(k->kind, "Service") == 0) {
+    alloc_release(&al, a->store, (const Keel__Api__V1__Service *)cur);
+    extra = (objstore_extra){.ops = al.ops, .nops = al.nkeys};
+  }
+  return objstore_delete(a->store, k, m->namespace_, m->name, cur_rev, &extra, rev, err);
+}
+
+void apiserver_do_update(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+                         ProtobufCMessage *req, const char *sub) {
+  keel_error err = {0};
+  Keel__Api__V1__ObjectMeta *rm = api_object_meta_ensure(k, req);
+  set_str(&rm->namespace_, apiserver_request_namespace(k, rm->namespace_));
+  const char *ns = rm->namespace_, *name = rm->name;
+  if (!name || !*name) return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "metadata.name: Required value");
+  int64_t want_rv;
+  int has_rv = parse_rv(rm->resource_version, &want_rv);
+  if (has_rv < 0)
+    return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+                                 "metadata.resourceVersion: Invalid value: \"%s\": must be a positive integer",
+                                 rm->resource_version);
+  for (int attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+    ProtobufCMessage *cur = NULL, *next = NULL;
+    int64_t cur_rev = 0, rev = 0;
+    int rc = objstore_get(a->store, k, ns, name, &cur, &cur_rev, &err);
+    if (rc < 0) return finish_rc(call, rc, &err);
+    rc = authorize(id, k, "update", sub, ns, name, pod_node(k, cur), pod_node(k, req), &err);
+    if (rc < 0) goto fail;
+    if (has_rv && want_rv != cur_rev) {
+      rc = conflict(&err, k, name);
+      goto fail;
+    }
+    if (sub) {
+      /* UpdateStatus: the stored object with the new status. */
+      next = api_message_clone(cur);
+      ProtobufCMessage **ns_slot = api_object_status_slot(k, next), **rs = api_object_status_slot(k, req);
+      if (!next || !ns_slot) {
+        rc = keel_error_set(&err, ENOMEM, "out of memory");
+        goto fail;
+      }
+      replace_submessage(ns_slot, *rs ? api_message_clone(*rs) : NULL);
+    } else {
+      next = api_message_clone(req);
+      if (!next) {
+        rc = keel_error_set(&err, ENOMEM, "out of memory");
+        goto fail;
+      }
+      carry_server_fields(k, next, cur);
+      ProtobufCMessage **st = api_object_status_slot(k, next), **cst = api_object_status_slot(k, cur);
+      if (st) replace_submessage(st, *cst ? api_message_clone(*cst) : NULL);
+      if (strcmp(k->kind, "Service") == 0)
+        carry_service_allocations((Keel__Api__V1__Service *)next, (const Keel__Api__V1__Service *)cur);
+      api_default(k, next);
+      ProtobufCMessage **sp = api_object_spec_slot(k, next), **csp = api_object_spec_slot(k, cur);
+      if (sp && !submessage_equal(*sp, *csp)) api_object_meta(k, next)->generation++;
+    }
+    if ((rc = api_validate(k, next, cur, sub, &err)) < 0) goto fail;
+    if (dry_run(call)) {
+      reply_object(call, k, next, cur_rev);
+      protobuf_c_message_free_unpacked(cur, NULL);
+      protobuf_c_message_free_unpacked(next, NULL);
+      return;
+    }
+    if (being_deleted(k, next) && !has_finalizers(k, next) && strcmp(k->kind, "Pod") != 0) {
+      /* The last finalizer is gone: deletion completes. */
+      rc = delete_stored(a, k, cur, cur_rev, &rev, &err);
+    } else {
+      rc = objstore_update(a->store, k, next, cur_rev, NULL, &rev, &err);
+    }
+    if (rc == -ESTALE && !has_rv) {
+      protobuf_c_message_free_unpacked(cur, NULL);
+      protobuf_c_message_free_unpacked(next, NULL);
+      continue; /* somebody else wrote first: read again */
+    }
+    if (rc < 0) goto fail;
+    reply_object(call, k, next, rev);
+    protobuf_c_message_free_unpacked(cur, NULL);
+    protobuf_c_message_free_unpacked(next, NULL);
+    return;
+  fail:
+    if (cur) protobuf_c_message_free_unpacked(cur, NULL);
+    if (next) protobuf_c_message_free_unpacked(next, NULL);
+    return finish_rc(call, rc, &err);
+  }
+  rpc_call_finish(call, GRPC_STATUS_ABORTED, "%s \"%s\": too many concurrent writers; try again", k->resource, name);
+}
+
+/* ---------------------------------------------------------------- Delete */
+
+/* True when no object of any namespaced kind is left in ns. */
+static bool namespace_empty(apiserver *a, const char *ns) {
+  size_t n;
+  const api_kind *ks = api_kinds(&n);
+  for (size_t i = 0; i < n; i++) {
+    if (!ks[i].namespaced) continue;
+    cache_filter f = {.ns = ns};
+    cache_object **items;
+    size_t count;
+    int64_t rev;
+    if (watch_cache_list(apiserver_cache(a, &ks[i]), &f, &items, &count, &rev) < 0) return false;
+    cache_objects_release(items, count);
+    if (count) return false;
+  }
+  return true;
+}
+
+void apiserver_do_delete(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+                         ProtobufCMessage *reqm) {
+  const Keel__Api__V1__DeleteRequest *req = (const Keel__Api__V1__DeleteRequest *)reqm;
+  keel_error err = {0};
+  const char *ns = apiserver_request_namespace(k, req->namespace_);
+  if (!req->name || !*req->name) return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "name: Required value");
+  for (int attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+    ProtobufCMessage *cur = NULL;
+    int64_t cur_rev = 0, rev = 0;
+    int rc = objstore_get(a->store, k, ns, req->name, &cur, &cur_rev, &err);
+    if (rc < 0) return finish_rc(call, rc, &err);
+    Keel__Api__V1__ObjectMeta *cm = api_object_meta_ensure(k, cur);
+    rc = authorize(id, k, "delete", NULL, ns, req->name, pod_node(k, cur), NULL, &err);
+    if (rc < 0) goto done;
+    if (req->preconditions) {
+      const char *puid = req->preconditions->uid, *prv = req->preconditions->resource_version;
+      if (puid && *puid && strcmp(puid, cm->uid) != 0) {
+        rc = keel_error_set(&err, ESTALE,
+                            "Precondition failed: UID in precondition: %s, UID in object meta: %s", puid, cm->uid);
+        goto done;
+      }
+      int64_t want;
+      if (prv && *prv && (parse_rv(prv, &want) < 0 || want != cur_rev)) {
+        rc = keel_error_set(&err, ESTALE,
+                            "Precondition failed: ResourceVersion in precondition: %s, ResourceVersion in object "
+                            "meta: %lld",
+                            prv, (long long)cur_rev);
+        goto done;
+      }
+    }
+    /* Graceful deletion: a pod bound to a node gets a deletionTimestamp and its
+     * agent finishes the delete; an object with finalizers waits for them; a
+     * namespace terminates. */
+    int64_t grace = 0;
+    bool is_pod = strcmp(k->kind, "Pod") == 0, is_ns = strcmp(k->kind, "Namespace") == 0;
+    if (is_pod) {
+      const Keel__Api__V1__Pod *p = (const Keel__Api__V1__Pod *)cur;
+      grace = req->grace_period_seconds ? req->grace_period_seconds->value
+              : p->spec && p->spec->termination_grace_period_seconds ? p->spec->termination_grace_period_seconds->value
+                                                                      : 30;
+      if (!p->spec || !p->spec->node_name || !*p->spec->node_name) grace = 0;
+    }
+    bool mark = has_finalizers(k, cur) || grace > 0 || is_ns;
+    if (is_ns && has_finalizers(k, cur) == false) mark = false;
+    if (is_ns) {
+      /* Namespaces carry spec.finalizers ["kubernetes"]: the namespace
+       * controller empties them. Until Keel has one, an empty namespace is
+       * finalized here at once. */
+      Keel__Api__V1__Namespace *n = (Keel__Api__V1__Namespace *)cur;
+      bool spec_fin = n->spec && n->spec->n_finalizers > 0;
+      mark = has_finalizers(k, cur) || (spec_fin && !namespace_empty(a, req->name));
+    }
+    if (mark) {
+      if (!cm->deletion_timestamp || (is_pod && grace == 0)) {
+        set_timestamp(&cm->deletion_timestamp, timestamp_at(time(NULL) + grace));
+        if (cm->deletion_grace_period_seconds)
+          protobuf_c_message_free_unpacked(&cm->deletion_grace_period_seconds->base, NULL);
+        cm->deletion_grace_period_seconds = malloc(sizeof *cm->deletion_grace_period_seconds);
+        if (cm->deletion_grace_period_seconds) {
+          google__protobuf__int64_value__init(cm->deletion_grace_period_seconds);
+          cm->deletion_grace_period_seconds->value = grace;
+        }
+        if (is_ns) {
+          Keel__Api__V1__Namespace *n = (Keel__Api__V1__Namespace *)cur;
+          if (!n->status)
+            n->status = (Keel__Api__V1__NamespaceStatus *)api_message_new(&keel__api__v1__namespace_status__descriptor);
+          if (n->status) set_str(&n->status->phase, "Terminating");
+        }
+        if (is_pod && grace == 0 && !has_finalizers(k, cur)) goto delete_now;
+        if (dry_run(call)) {
+          reply_object(call, k, cur, cur_rev);
+          protobuf_c_message_free_unpacked(cur, NULL);
+          return;
+        }
+        rc = objstore_update(a->store, k, cur, cur_rev, NULL, &rev, &err);
+        if (rc == -ESTALE) {
+          protobuf_c_message_free_unpacked(cur, NULL);
+          continue;
+        }
+        if (rc < 0) goto done;
+        reply_object(call, k, cur, rev);
+      } else {
+        reply_object(call, k, cur, cur_rev); /* already being deleted */
+      }
+      protobuf_c_message_free_unpacked(cur, NULL);
+      return;
+    }
+  delete_now:
+    if (dry_run(call)) {
+      reply_object(call, k, cur, cur_rev);
+      protobuf_c_message_free_unpacked(cur, NULL);
+      return;
+    }
+    rc = delete_stored(a, k, cur, cur_rev, &rev, &err);
+    if (rc == -ESTALE) {
+      protobuf_c_message_free_unpacked(cur, NULL);
+      continue;
+    }
+    if (rc == 0) {
+      reply_object(call, k, cur, rev);
+      protobuf_c_message_free_unpacked(cur, NULL);
+      return;
+    }
+  done:
+    protobuf_c_message_free_unpacked(cur, NULL);
+    return finish_rc(call, rc, &err);
+  }
+  rpc_call_finish(call, GRPC_STATUS_ABORTED, "%s \"%s\": too many concurrent writers; try again", k->resource,
+                  req->name);
+}
+
+/* ---------------------------------------------------------------- Pods/Bind */
+
+void apiserver_do_bind(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+                       ProtobufCMessage *reqm) {
+  const Keel__Api__V1__Binding *b = (const Keel__Api__V1__Binding *)reqm;
+  keel_error err = {0};
+  const char *ns = apiserver_request_namespace(k, b->metadata ? b->metadata->namespace_ : NULL);
+  const char *name = b->metadata ? b->metadata->name : NULL;
+  if (!name || !*name) return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "metadata.name: Required value");
+  if (!b->target || !b->target->name || !*b->target->name)
+    return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+                                 "Binding \"%s\" is invalid: target.name: Required value", name);
+  if (b->target->kind && *b->target->kind && strcmp(b->target->kind, "Node") != 0)
+    return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+                                 "Binding \"%s\" is invalid: target.kind: Unsupported value: \"%s\": supported values: "
+                                 "\"Node\"",
+                                 name, b->target->kind);
+  for (int attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+    ProtobufCMessage *cur = NULL;
+    int64_t cur_rev = 0, rev = 0;
+    int rc = objstore_get(a->store, k, ns, name, &cur, &cur_rev, &err);
+    if (rc < 0) return finish_rc(call, rc, &err);
+    Keel__Api__V1__Pod *pod = (Keel__Api__V1__Pod *)cur;
+    rc = authorize(id, k, "create", "binding", ns, name, pod_node(k, cur), b->target->name, &err);
+    if (rc < 0) goto done;
+    if (pod->spec && pod->spec->node_name && *pod->spec->node_name) {
+      rc = keel_error_set(&err, ESTALE, "Operation cannot be fulfilled on pods/binding \"%s\": pod %s is already "
+                                        "assigned to node \"%s\"",
+                          name, name, pod->spec->node_name);
+      goto done;
+    }
+    if (being_deleted(k, cur)) {
+      rc = keel_error_set(&err, ESTALE, "Operation cannot be fulfilled on pods/binding \"%s\": pod %s is being deleted",
+                          name, name);
+      goto done;
+    }
+    if (!pod->spec) pod->spec = (Keel__Api__V1__PodSpec *)api_message_new(&keel__api__v1__pod_spec__descriptor);
+    set_str(&pod->spec->node_name, b->target->name);
+    /* PodScheduled=True, replacing an earlier PodScheduled condition. */
+    if (!pod->status) pod->status = (Keel__Api__V1__PodStatus *)api_message_new(&keel__api__v1__pod_status__descriptor);
+    Keel__Api__V1__PodCondition *cond = NULL;
+    for (size_t i = 0; i < pod->status->n_conditions; i++)
+      if (strcmp(pod->status->conditions[i]->type, "PodScheduled") == 0) cond = pod->status->conditions[i];
+    if (!cond) {
+      Keel__Api__V1__PodCondition **grown =
+          realloc(pod->status->conditions, (pod->status->n_conditions + 1) * sizeof *grown);
+      cond = (Keel__Api__V1__PodCondition *)api_message_new(&keel__api__v1__pod_condition__descriptor);
+      if (!grown || !cond) {
+        if (grown) pod->status->conditions = grown;
+        if (cond) protobuf_c_message_free_unpacked(&cond->base, NULL);
+        rc = keel_error_set(&err, ENOMEM, "out of memory");
+        goto done;
+      }
+      pod->status->conditions = grown;
+      pod->status->conditions[pod->status->n_conditions++] = cond;
+      set_str(&cond->type, "PodScheduled");
+    }
+    set_str(&cond->status, "True");
+    set_timestamp(&cond->last_transition_time, timestamp_at(time(NULL)));
+    rc = objstore_update(a->store, k, cur, cur_rev, NULL, &rev, &err);
+    if (rc == -ESTALE) {
+      protobuf_c_message_free_unpacked(cur, NULL);
+      continue;
+    }
+    if (rc < 0) goto done;
+    reply_object(call, k, cur, rev);
+    protobuf_c_message_free_unpacked(cur, NULL);
+    return;
+  done:
+    protobuf_c_message_free_unpacked(cur, NULL);
+    return finish_rc(call, rc, &err);
+  }
+  rpc_call_finish(call, GRPC_STATUS_ABORTED, "pods/binding \"%s\": too many concurrent writers", name);
+}
+
+/* ---------------------------------------------------------------- Scale */
+
+/* spec.replicas of a Deployment or ReplicaSet (both: Int32Value field 1). */
+static Google__Protobuf__Int32Value **replicas_slot(const api_kind *k, ProtobufCMessage *obj) {
+  ProtobufCMessage **spec = api_object_spec_slot(k, obj);
+  if (!spec || !*spec) return NULL;
+  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name((*spec)->descriptor, "replicas");
+  return f ? (Google__Protobuf__Int32Value **)((char *)*spec + f->offset) : NULL;
+}
+
+static char *selector_text(const api_kind *k, ProtobufCMessage *obj) {
+  ProtobufCMessage **spec = api_object_spec_slot(k, obj);
+  const ProtobufCFieldDescriptor *f =
+      spec && *spec ? protobuf_c_message_descriptor_get_field_by_name((*spec)->descriptor, "selector") : NULL;
+  const Keel__Api__V1__LabelSelector *ls = f ? *(Keel__Api__V1__LabelSelector **)((char *)*spec + f->offset) : NULL;
+  if (!ls) return strdup("");
+  const char **keys = calloc(ls->n_match_labels + 1, sizeof *keys), **vals = calloc(ls->n_match_labels + 1, sizeof *vals);
+  labels_expression *ex = calloc(ls->n_match_expressions + 1, sizeof *ex);
+  char *out = NULL;
+  if (keys && vals && ex) {
+    for (size_t i = 0; i < ls->n_match_labels; i++) {
+      keys[i] = ls->match_labels[i]->key;
+      vals[i] = ls->match_labels[i]->value;
+    }
+    for (size_t i = 0; i < ls->n_match_expressions; i++) {
+      ex[i] = (labels_expression){.key = ls->match_expressions[i]->key,
+                                  .op = ls->match_expressions[i]->operator_,
+                                  .values = (const char *const *)ls->match_expressions[i]->values,
+                                  .n_values = ls->match_expressions[i]->n_values};
+    }
+    labels_selector *sel = NULL;
+    if (labels_selector_from_label_selector(keys, vals, ls->n_match_labels, ex, ls->n_match_expressions, &sel, NULL) == 0) {
+      out = labels_selector_string(sel);
+      labels_selector_free(sel);
+    }
+  }
+  free(keys);
+  free(vals);
+  free(ex);
+  return out ? out : strdup("");
+}
+
+static void reply_scale(rpc_call *call, const api_kind *k, ProtobufCMessage *obj, int64_t rev) {
+  Keel__Api__V1__Scale sc = KEEL__API__V1__SCALE__INIT;
+  Keel__Api__V1__ScaleSpec spec = KEEL__API__V1__SCALE_SPEC__INIT;
+  Keel__Api__V1__ScaleStatus status = KEEL__API__V1__SCALE_STATUS__INIT;
+  Keel__Api__V1__ObjectMeta meta = KEEL__API__V1__OBJECT_META__INIT;
+  const Keel__Api__V1__ObjectMeta *om = api_object_meta(k, obj);
+  char rv[24];
+  snprintf(rv, sizeof rv, "%lld", (long long)rev);
+  meta.name = om->name;
+  meta.namespace_ = om->namespace_;
+  meta.uid = om->uid;
+  meta.resource_version = rv;
+  meta.creation_timestamp = om->creation_timestamp;
+  sc.api_version = "autoscaling/v1";
+  sc.kind = "Scale";
+  sc.metadata = &meta;
+  Google__Protobuf__Int32Value **r = replicas_slot(k, obj);
+  spec.replicas = r && *r ? (*r)->value : 1;
+  ProtobufCMessage **st = api_object_status_slot(k, obj);
+  if (st && *st) {
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name((*st)->descriptor, "replicas");
+    if (f) status.replicas = *(int32_t *)((char *)*st + f->offset);
+  }
+  char *sel = selector_text(k, obj);
+  status.selector = sel ? sel : "";
+  sc.spec = &spec;
+  sc.status = &status;
+  rpc_call_reply(call, &sc.base);
+  free(sel);
+}
+
+void apiserver_do_get_scale(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+                            ProtobufCMessage *reqm) {
+  const Keel__Api__V1__GetRequest *req = (const Keel__Api__V1__GetRequest *)reqm;
+  keel_error err = {0};
+  const char *ns = apiserver_request_namespace(k, req->namespace_);
+  int rc = authorize(id, k, "get", "scale", ns, req->name, NULL, NULL, &err);
+  if (rc < 0) return finish_rc(call, rc, &err);
+  ProtobufCMessage *cur = NULL;
+  int64_t rev;
+  if ((rc = objstore_get(a->store, k, ns, req->name ? req->name : "", &cur, &rev, &err)) < 0)
+    return finish_rc(call, rc, &err);
+  reply_scale(call, k, cur, rev);
+  protobuf_c_message_free_unpacked(cur, NULL);
+}
+
+void apiserver_do_update_scale(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+                               ProtobufCMessage *reqm) {
+  const Keel__Api__V1__Scale *req = (const Keel__Api__V1__Scale *)reqm;
+  keel_error err = {0};
+  const char *ns = apiserver_request_namespace(k, req->metadata ? req->metadata->namespace_ : NULL);
+  const char *name = req->metadata ? req->metadata->name : NULL;
+  if (!name || !*name) return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "metadata.name: Required value");
+  char owner[300];
+  snprintf(owner, sizeof owner, "%s \"%s\"", k->kind, name);
+  int rc = api_validate_scale(owner, req, &err);
+  if (rc < 0) return finish_rc(call, rc, &err);
+  int64_t want_rv;
+  int has_rv = parse_rv(req->metadata->resource_version, &want_rv);
+  for (int attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+    ProtobufCMessage *cur = NULL;
+    int64_t cur_rev = 0, rev = 0;
+    if ((rc = objstore_get(a->store, k, ns, name, &cur, &cur_rev, &err)) < 0) return finish_rc(call, rc, &err);
+    if ((rc = authorize(id, k, "update", "scale", ns, name, NULL, NULL, &err)) < 0) goto done;
+    if (has_rv > 0 && want_rv != cur_rev) {
+      rc = conflict(&err, k, name);
+      goto done;
+    }
+    Google__Protobuf__Int32Value **r = replicas_slot(k, cur);
+    if (!r) {
+      rc = keel_error_set(&err, EINVAL, "%s has no spec", owner);
+      goto done;
+    }
+    if (!*r) {
+      *r = malloc(sizeof **r);
+      if (!*r) {
+        rc = keel_error_set(&err, ENOMEM, "out of memory");
+        goto done;
+      }
+      google__protobuf__int32_value__init(*r);
+    }
+    int32_t want = req->spec ? req->spec->replicas : 0;
+    if ((*r)->value != want) {
+      (*r)->value = want;
+      api_object_meta(k, cur)->generation++;
+    }
+    rc = objstore_update(a->store, k, cur, cur_rev, NULL, &rev, &err);
+    if (rc == -ESTALE && has_rv <= 0) {
+      protobuf_c_message_free_unpacked(cur, NULL);
+      continue;
+    }
+    if (rc < 0) goto done;
+    reply_scale(call, k, cur, rev);
+    protobuf_c_message_free_unpacked(cur, NULL);
+    return;
+  done:
+    protobuf_c_message_free_unpacked(cur, NULL);
+    return finish_rc(call, rc, &err);
+  }
+  rpc_call_finish(call, GRPC_STATUS_ABORTED, "%s: too many concurrent writers", owner);
+}
