@@ -1,7 +1,9 @@
 /* common/httpd/httpd.c — see httpd.h.
  *
- * Threading: one libmicrohttpd thread polling with epoll
- * (MHD_USE_EPOLL_INTERNAL_THREAD), not a thread per connection. Every answer
+ * Threading: by default one libmicrohttpd thread polling with epoll
+ * (MHD_USE_EPOLL_INTERNAL_THREAD), not a thread per connection. (A daemon
+ * whose handler blocks — keel-apiserver's REST gateway — asks for a thread per
+ * connection instead; the connection limit bounds the threads.) Every answer
  * here is computed in microseconds from memory (a registry render, a health
  * flag), so one thread keeps up with any scraper, and a flood of idle or slow
  * connections costs file descriptors and a little memory instead of threads
@@ -56,11 +58,18 @@ struct httpd {
   metrics_registry *registry;
   httpd_health_fn healthy;
   void *health_arg;
+  httpd_handler_fn handler;
+  httpd_completed_fn completed;
+  void *handler_arg;
+  bool thread_per_connection;
   atomic_int in_flight; /* requests between the handler's first call and completion */
 };
 
-/* Marks a request the handler has counted in in_flight. */
-static char request_seen;
+/* Per request: counted in in_flight, and the handler's own pointer. */
+typedef struct request_state {
+  void *handler_cls;
+  bool to_handler;
+} request_state;
 
 /* ---- responses --------------------------------------------------------- */
 
@@ -105,15 +114,20 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
                                       const char *upload_data, size_t *upload_data_size,
                                       void **req_cls) {
   (void)version;
-  (void)upload_data;
   httpd *h = cls;
-  if (!*req_cls) {
-    *req_cls = &request_seen;
+  request_state *rs = *req_cls;
+  if (!rs) {
+    rs = calloc(1, sizeof *rs);
+    if (!rs) return MHD_NO;
+    *req_cls = rs;
     atomic_fetch_add(&h->in_flight, 1);
+    bool ours = strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0;
+    rs->to_handler = !ours && h->handler;
   }
-  /* Called again with body bytes only if we answered nothing on the first call,
-   * which never happens: every route answers at once, and MHD discards the
-   * rest of a body it did not ask for. Swallow it defensively. */
+  if (rs->to_handler)
+    return h->handler(h->handler_arg, conn, url, method, upload_data, upload_data_size, &rs->handler_cls);
+  /* Our routes answer on the first call; MHD discards a body nobody asked for.
+   * Swallow it defensively. */
   if (*upload_data_size) {
     *upload_data_size = 0;
     return MHD_YES;
@@ -133,10 +147,12 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **req
   (void)conn;
   (void)toe;
   httpd *h = cls;
-  if (*req_cls == &request_seen) {
-    *req_cls = NULL;
-    atomic_fetch_sub(&h->in_flight, 1);
-  }
+  request_state *rs = *req_cls;
+  if (!rs) return;
+  if (rs->to_handler && h->completed) h->completed(h->handler_arg, rs->handler_cls);
+  free(rs);
+  *req_cls = NULL;
+  atomic_fetch_sub(&h->in_flight, 1);
 }
 
 /* ---- listening --------------------------------------------------------- */
@@ -239,7 +255,9 @@ static int bound_port(int fd) {
 /* ---- lifecycle --------------------------------------------------------- */
 
 static struct MHD_Daemon *start_daemon(httpd *h, int fd, int family) {
-  unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+  unsigned int flags = h->thread_per_connection
+                           ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC
+                           : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
   if (family == AF_INET6) flags |= MHD_USE_IPv6;
   return MHD_start_daemon(
       flags, 0, NULL, NULL, handle_request, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
@@ -271,6 +289,10 @@ httpd *httpd_start(const httpd_options *opts, keel_error *err) {
   h->registry = opts->registry ? opts->registry : metrics_default();
   h->healthy = opts->healthy;
   h->health_arg = opts->health_arg;
+  h->handler = opts->handler;
+  h->completed = opts->completed;
+  h->handler_arg = opts->handler_arg;
+  h->thread_per_connection = opts->thread_per_connection;
   int family = AF_INET;
   cleanup_close int fd = open_listener(opts->listen, &family, err);
   if (fd < 0) return NULL;

@@ -254,6 +254,8 @@ rpc_shared_message *rpc_shared_message_new(const ProtobufCMessage *msg);
 /* The bytes must be a valid encoding of the stream's response type (copied). */
 rpc_shared_message *rpc_shared_message_from_bytes(const void *data, size_t len);
 size_t rpc_shared_message_size(const rpc_shared_message *m);
+/* The encoded bytes (valid while m is). */
+const unsigned char *rpc_shared_message_data(const rpc_shared_message *m, size_t *len);
 void rpc_shared_message_free(rpc_shared_message *m);
 /* Like rpc_call_send. */
 int rpc_call_send_shared(rpc_call *call, const rpc_shared_message *m);

@@ -969,6 +969,11 @@ size_t rpc_shared_message_size(const rpc_shared_message *m) {
   return GRPC_SLICE_LENGTH(m->slice);
 }
 
+const unsigned char *rpc_shared_message_data(const rpc_shared_message *m, size_t *len) {
+  *len = GRPC_SLICE_LENGTH(m->slice);
+  return GRPC_SLICE_START_PTR(m->slice);
+}
+
 void rpc_shared_message_free(rpc_shared_message *m) {
   if (!m) return;
   grpc_slice_unref(m->slice);

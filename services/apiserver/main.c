@@ -70,7 +70,8 @@ int main(int argc, char **argv) {
       FLAG_DURATION("bookmark-interval", &bookmark_ms, "how often watchers that allow them get bookmarks"),
       FLAG_INT("threads", &threads, "completion-queue threads (0: half the cores)"),
       FLAG_DURATION("shutdown-grace", &shutdown_grace_ms, "how long in-flight calls may finish after SIGTERM"),
-      FLAG_STRING("http-listen", &http_listen, "address for /metrics and /healthz (\"\" disables)"),
+      FLAG_STRING("http-listen", &http_listen,
+                  "address of the REST/JSON gateway, /metrics and /healthz (\"\" disables)"),
       FLAG_STRING("ready-file", &ready_file, "write grpc=ADDR and http=ADDR lines here once serving"),
       FLAG_STRING("log-level", &level_name, "debug, info, warn or error"),
       FLAG_STRING("log-format", &format_name, "text or json"),
@@ -157,6 +158,7 @@ int main(int argc, char **argv) {
   if (rpc_server_start(srv, &err) < 0) goto out;
   if (http_listen && http_listen[0]) {
     httpd_options hopts = {.listen = http_listen, .healthy = server_healthy, .health_arg = srv};
+    apiserver_http_options(api, &hopts); /* the REST/JSON gateway */
     http = httpd_start(&hopts, &err);
     if (!http) goto out;
     ready_file_add_http(&ready, http_listen, httpd_port(http));
@@ -169,6 +171,7 @@ int main(int argc, char **argv) {
 out:
   if (exit_code != 0) fprintf(stderr, "keel-apiserver: %s\n", err.message);
   if (srv) rpc_server_shutdown(srv);
+  if (api) apiserver_http_shutdown(api);
   httpd_stop(http);
   apiserver_destroy(api);
   rpc_server_destroy(srv);

@@ -164,21 +164,14 @@ static int parse_rv(const char *s, int64_t *rv, bool *set, keel_error *err) {
   return 0;
 }
 
-/* Label and field selectors of a List or Watch, checked against the kind. */
-typedef struct selectors {
-  const api_kind *kind;
-  labels_selector *labels;
-  fields_selector *fields;
-} selectors;
-
-static void selectors_free(selectors *s) {
+void selectors_free(selectors *s) {
   labels_selector_free(s->labels);
   fields_selector_free(s->fields);
   s->labels = NULL;
   s->fields = NULL;
 }
 
-static int selectors_parse(selectors *s, const api_kind *k, const char *label_sel, const char *field_sel,
+int selectors_parse(selectors *s, const api_kind *k, const char *label_sel, const char *field_sel,
                            keel_error *err) {
   s->kind = k;
   s->labels = NULL;
@@ -216,7 +209,7 @@ static const char *get_label(void *arg, const char *key) {
   return NULL;
 }
 
-static bool selectors_match(const api_kind *k, const ProtobufCMessage *obj, void *arg) {
+bool selectors_match(const api_kind *k, const ProtobufCMessage *obj, void *arg) {
   selectors *s = arg;
   if (!labels_selector_empty(s->labels) &&
       !labels_selector_matches_fn(s->labels, get_label, api_object_meta(k, obj)))
@@ -444,20 +437,37 @@ static void do_watch(job *j) {
 
 /* ---------------------------------------------------------------- dispatch */
 
+static void grpc_object(void *arg, const api_kind *k, const ProtobufCMessage *obj) {
+  (void)k;
+  rpc_call_reply(arg, obj);
+}
+
+static void grpc_error(void *arg, grpc_status_code code, const char *message) {
+  rpc_call_finish(arg, code, "%s", message);
+}
+
 static void run_job(void *arg) {
   job *j = arg;
   apiserver *a = j->a;
   const char *m = j->method;
+  size_t dlen;
+  const char *dry = rpc_call_metadata(j->call, "x-keel-dry-run", &dlen);
+  api_responder r = {
+      .object = grpc_object,
+      .error = grpc_error,
+      .arg = j->call,
+      .dry_run = dry && dlen == 3 && memcmp(dry, "All", 3) == 0,
+  };
   if (strcmp(m, "Get") == 0) do_get(j);
   else if (strcmp(m, "List") == 0) do_list(j);
   else if (strcmp(m, "Watch") == 0) do_watch(j);
-  else if (strcmp(m, "Create") == 0) apiserver_do_create(a, j->kind, j->call, &j->id, j->req);
-  else if (strcmp(m, "Update") == 0) apiserver_do_update(a, j->kind, j->call, &j->id, j->req, NULL);
-  else if (strcmp(m, "UpdateStatus") == 0) apiserver_do_update(a, j->kind, j->call, &j->id, j->req, "status");
-  else if (strcmp(m, "Delete") == 0) apiserver_do_delete(a, j->kind, j->call, &j->id, j->req);
-  else if (strcmp(m, "Bind") == 0) apiserver_do_bind(a, j->kind, j->call, &j->id, j->req);
-  else if (strcmp(m, "GetScale") == 0) apiserver_do_get_scale(a, j->kind, j->call, &j->id, j->req);
-  else if (strcmp(m, "UpdateScale") == 0) apiserver_do_update_scale(a, j->kind, j->call, &j->id, j->req);
+  else if (strcmp(m, "Create") == 0) apiserver_do_create(a, j->kind, &r, &j->id, j->req);
+  else if (strcmp(m, "Update") == 0) apiserver_do_update(a, j->kind, &r, &j->id, j->req, NULL);
+  else if (strcmp(m, "UpdateStatus") == 0) apiserver_do_update(a, j->kind, &r, &j->id, j->req, "status");
+  else if (strcmp(m, "Delete") == 0) apiserver_do_delete(a, j->kind, &r, &j->id, j->req);
+  else if (strcmp(m, "Bind") == 0) apiserver_do_bind(a, j->kind, &r, &j->id, j->req);
+  else if (strcmp(m, "GetScale") == 0) apiserver_do_get_scale(a, j->kind, &r, &j->id, j->req);
+  else if (strcmp(m, "UpdateScale") == 0) apiserver_do_update_scale(a, j->kind, &r, &j->id, j->req);
   else rpc_call_finish(j->call, GRPC_STATUS_UNIMPLEMENTED, "method %s is not implemented", m);
   atomic_fetch_sub(j->write ? &a->writes_in_flight : &a->reads_in_flight, 1);
   job_free(j);
@@ -527,7 +537,7 @@ apiserver *apiserver_create(const apiserver_options *opts, keel_error *err) {
   if (!a->opts.service_cidr) a->opts.service_cidr = "10.96.0.0/16";
   if (a->opts.node_port_min <= 0) a->opts.node_port_min = 30000;
   if (a->opts.node_port_max <= 0) a->opts.node_port_max = 32767;
-  if (apiserver_ops_init(a, err) < 0) goto fail;
+  if (apiserver_ops_init(a, err) < 0 || apiserver_rest_init(a, err) < 0) goto fail;
   a->store = objstore_new(opts->etcd, opts->storage_prefix, err);
   if (!a->store) goto fail;
   size_t n;
@@ -593,5 +603,6 @@ void apiserver_destroy(apiserver *a) {
   free(a->ctxs);
   objstore_free(a->store);
   apiserver_ops_destroy(a);
+  apiserver_rest_destroy(a);
   free(a);
 }

@@ -15,6 +15,7 @@
 
 #include "common/base/error.h"
 #include "common/etcd/etcd.h"
+#include "common/httpd/httpd.h"
 #include "common/rpc/rpc.h"
 #include "services/apiserver/auth/auth.h"
 
@@ -37,6 +38,12 @@ typedef struct apiserver_options {
 apiserver *apiserver_create(const apiserver_options *opts, keel_error *err);
 /* Registers every kind's service and the API descriptors on srv. */
 int apiserver_register(apiserver *a, rpc_server *srv, keel_error *err);
+/* The REST/JSON gateway (Kubernetes' paths: /api/v1/namespaces/{ns}/pods,
+ * /apis/apps/v1/..., ?watch=1 as a stream of JSON events) as the handler of an
+ * httpd: fills handler, completed, handler_arg and thread_per_connection. */
+void apiserver_http_options(apiserver *a, httpd_options *opts);
+/* Ends open REST watch streams (call before httpd_stop). */
+void apiserver_http_shutdown(apiserver *a);
 /* After the rpc server shut down: stops caches and workers, frees. */
 void apiserver_destroy(apiserver *a);
 

@@ -24,28 +24,60 @@ struct apiserver {
   sched *reads, *writes;
   atomic_int reads_in_flight, writes_in_flight;
   uint32_t service_net, service_size; /* ClusterIP range (host order) */
+  struct protojson *json;              /* the REST gateway's JSON mapping */
+  pthread_mutex_t http_mu;             /* guards http_watches, http_stopping */
+  struct rest_watch *http_watches;     /* open REST watch streams */
+  bool http_stopping;
 };
+
+/* The REST gateway (rest.c). */
+int apiserver_rest_init(apiserver *a, keel_error *err);
+void apiserver_rest_destroy(apiserver *a);
 
 watch_cache *apiserver_cache(apiserver *a, const api_kind *k);
 grpc_status_code apiserver_status_for(int rc);
 /* The request's namespace: "" for cluster-scoped kinds, "default" when unset. */
 const char *apiserver_request_namespace(const api_kind *k, const char *ns);
 
+/* Label and field selectors of a List or Watch, checked against the kind
+ * (an unsupported field is INVALID_ARGUMENT "field label not supported"). */
+typedef struct selectors {
+  const api_kind *kind;
+  struct labels_selector *labels;
+  struct fields_selector *fields;
+} selectors;
+int selectors_parse(selectors *s, const api_kind *k, const char *label_sel, const char *field_sel,
+                    keel_error *err);
+void selectors_free(selectors *s);
+/* A cache_filter predicate; arg is a selectors. */
+bool selectors_match(const api_kind *k, const ProtobufCMessage *obj, void *arg);
+
 int apiserver_ops_init(apiserver *a, keel_error *err);
 void apiserver_ops_destroy(apiserver *a);
 
-/* The verbs; each finishes the call. req is the decoded request (borrowed). */
-void apiserver_do_create(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+/* Where a verb's answer goes: the gRPC call or the REST gateway's response.
+ * Exactly one of the two callbacks runs, once. object's message is borrowed
+ * (apiVersion, kind and resourceVersion set; kind NULL for a Scale). */
+typedef struct api_responder {
+  void (*object)(void *arg, const api_kind *k, const ProtobufCMessage *obj);
+  void (*error)(void *arg, grpc_status_code code, const char *message);
+  void *arg;
+  bool dry_run; /* validate and admit, write nothing */
+} api_responder;
+
+/* The verbs. req is the decoded request, owned by the caller (a verb may
+ * change it in place). */
+void apiserver_do_create(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                          ProtobufCMessage *req);
-void apiserver_do_update(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_update(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                          ProtobufCMessage *req, const char *subresource);
-void apiserver_do_delete(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_delete(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                          ProtobufCMessage *req);
-void apiserver_do_bind(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_bind(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                        ProtobufCMessage *req);
-void apiserver_do_get_scale(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_get_scale(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                             ProtobufCMessage *req);
-void apiserver_do_update_scale(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_update_scale(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                                ProtobufCMessage *req);
 
 #endif

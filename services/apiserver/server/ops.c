@@ -10,6 +10,7 @@
  * tries again, as Kubernetes' GuaranteedUpdate does. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,23 +100,32 @@ static void replace_submessage(ProtobufCMessage **slot, ProtobufCMessage *value)
   *slot = value;
 }
 
-static bool dry_run(rpc_call *call) {
-  size_t len;
-  const char *v = rpc_call_metadata(call, "x-keel-dry-run", &len);
-  return v && len == 3 && memcmp(v, "All", 3) == 0;
+static bool dry_run(const api_responder *call) {
+  return call->dry_run;
 }
 
-static void reply_object(rpc_call *call, const api_kind *k, ProtobufCMessage *obj, int64_t rev) {
+static void respond_error(const api_responder *call, grpc_status_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void respond_error(const api_responder *call, grpc_status_code code, const char *fmt, ...) {
+  char msg[KEEL_ERROR_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  call->error(call->arg, code, msg);
+}
+
+static void reply_object(const api_responder *call, const api_kind *k, ProtobufCMessage *obj, int64_t rev) {
   Keel__Api__V1__ObjectMeta *m = api_object_meta_ensure(k, obj);
   char rv[24];
   snprintf(rv, sizeof rv, "%lld", (long long)rev);
   if (rev > 0) set_str(&m->resource_version, rv);
   api_object_set_type_meta(k, obj);
-  rpc_call_reply(call, obj);
+  call->object(call->arg, k, obj);
 }
 
-static void finish_rc(rpc_call *call, int rc, const keel_error *err) {
-  rpc_call_finish(call, apiserver_status_for(rc), "%s", err->message[0] ? err->message : strerror(-rc));
+static void finish_rc(const api_responder *call, int rc, const keel_error *err) {
+  respond_error(call, apiserver_status_for(rc), "%s", err->message[0] ? err->message : strerror(-rc));
 }
 
 static int authorize(const auth_identity *id, const api_kind *k, const char *verb, const char *sub,
@@ -348,11 +358,11 @@ static void reset_status_for_create(const api_kind *k, ProtobufCMessage *obj) {
   }
 }
 
-void apiserver_do_create(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_create(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                          ProtobufCMessage *obj) {
   keel_error err = {0};
   Keel__Api__V1__ObjectMeta *m = api_object_meta_ensure(k, obj);
-  if (!m) return (void)rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  if (!m) return (void)respond_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   set_str(&m->namespace_, apiserver_request_namespace(k, m->namespace_));
   if ((!m->name || !*m->name) && m->generate_name && *m->generate_name) {
     char name[300], suffix[6];
@@ -466,17 +476,17 @@ static int delete_stored(apiserver *a, const api_kind *k, const ProtobufCMessage
   return objstore_delete(a->store, k, m->namespace_, m->name, cur_rev, &extra, rev, err);
 }
 
-void apiserver_do_update(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_update(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                          ProtobufCMessage *req, const char *sub) {
   keel_error err = {0};
   Keel__Api__V1__ObjectMeta *rm = api_object_meta_ensure(k, req);
   set_str(&rm->namespace_, apiserver_request_namespace(k, rm->namespace_));
   const char *ns = rm->namespace_, *name = rm->name;
-  if (!name || !*name) return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "metadata.name: Required value");
+  if (!name || !*name) return (void)respond_error(call, GRPC_STATUS_INVALID_ARGUMENT, "metadata.name: Required value");
   int64_t want_rv;
   int has_rv = parse_rv(rm->resource_version, &want_rv);
   if (has_rv < 0)
-    return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+    return (void)respond_error(call, GRPC_STATUS_INVALID_ARGUMENT,
                                  "metadata.resourceVersion: Invalid value: \"%s\": must be a positive integer",
                                  rm->resource_version);
   for (int attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
@@ -542,7 +552,7 @@ void apiserver_do_update(apiserver *a, const api_kind *k, rpc_call *call, const 
     if (next) protobuf_c_message_free_unpacked(next, NULL);
     return finish_rc(call, rc, &err);
   }
-  rpc_call_finish(call, GRPC_STATUS_ABORTED, "%s \"%s\": too many concurrent writers; try again", k->resource, name);
+  respond_error(call, GRPC_STATUS_ABORTED, "%s \"%s\": too many concurrent writers; try again", k->resource, name);
 }
 
 /* ---------------------------------------------------------------- Delete */
@@ -564,12 +574,12 @@ static bool namespace_empty(apiserver *a, const char *ns) {
   return true;
 }
 
-void apiserver_do_delete(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_delete(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                          ProtobufCMessage *reqm) {
   const Keel__Api__V1__DeleteRequest *req = (const Keel__Api__V1__DeleteRequest *)reqm;
   keel_error err = {0};
   const char *ns = apiserver_request_namespace(k, req->namespace_);
-  if (!req->name || !*req->name) return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "name: Required value");
+  if (!req->name || !*req->name) return (void)respond_error(call, GRPC_STATUS_INVALID_ARGUMENT, "name: Required value");
   for (int attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
     ProtobufCMessage *cur = NULL;
     int64_t cur_rev = 0, rev = 0;
@@ -671,24 +681,24 @@ void apiserver_do_delete(apiserver *a, const api_kind *k, rpc_call *call, const 
     protobuf_c_message_free_unpacked(cur, NULL);
     return finish_rc(call, rc, &err);
   }
-  rpc_call_finish(call, GRPC_STATUS_ABORTED, "%s \"%s\": too many concurrent writers; try again", k->resource,
+  respond_error(call, GRPC_STATUS_ABORTED, "%s \"%s\": too many concurrent writers; try again", k->resource,
                   req->name);
 }
 
 /* ---------------------------------------------------------------- Pods/Bind */
 
-void apiserver_do_bind(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_bind(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                        ProtobufCMessage *reqm) {
   const Keel__Api__V1__Binding *b = (const Keel__Api__V1__Binding *)reqm;
   keel_error err = {0};
   const char *ns = apiserver_request_namespace(k, b->metadata ? b->metadata->namespace_ : NULL);
   const char *name = b->metadata ? b->metadata->name : NULL;
-  if (!name || !*name) return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "metadata.name: Required value");
+  if (!name || !*name) return (void)respond_error(call, GRPC_STATUS_INVALID_ARGUMENT, "metadata.name: Required value");
   if (!b->target || !b->target->name || !*b->target->name)
-    return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+    return (void)respond_error(call, GRPC_STATUS_INVALID_ARGUMENT,
                                  "Binding \"%s\" is invalid: target.name: Required value", name);
   if (b->target->kind && *b->target->kind && strcmp(b->target->kind, "Node") != 0)
-    return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+    return (void)respond_error(call, GRPC_STATUS_INVALID_ARGUMENT,
                                  "Binding \"%s\" is invalid: target.kind: Unsupported value: \"%s\": supported values: "
                                  "\"Node\"",
                                  name, b->target->kind);
@@ -747,7 +757,7 @@ void apiserver_do_bind(apiserver *a, const api_kind *k, rpc_call *call, const au
     protobuf_c_message_free_unpacked(cur, NULL);
     return finish_rc(call, rc, &err);
   }
-  rpc_call_finish(call, GRPC_STATUS_ABORTED, "pods/binding \"%s\": too many concurrent writers", name);
+  respond_error(call, GRPC_STATUS_ABORTED, "pods/binding \"%s\": too many concurrent writers", name);
 }
 
 /* ---------------------------------------------------------------- Scale */
@@ -792,7 +802,7 @@ static char *selector_text(const api_kind *k, ProtobufCMessage *obj) {
   return out ? out : strdup("");
 }
 
-static void reply_scale(rpc_call *call, const api_kind *k, ProtobufCMessage *obj, int64_t rev) {
+static void reply_scale(const api_responder *call, const api_kind *k, ProtobufCMessage *obj, int64_t rev) {
   Keel__Api__V1__Scale sc = KEEL__API__V1__SCALE__INIT;
   Keel__Api__V1__ScaleSpec spec = KEEL__API__V1__SCALE_SPEC__INIT;
   Keel__Api__V1__ScaleStatus status = KEEL__API__V1__SCALE_STATUS__INIT;
@@ -819,11 +829,11 @@ static void reply_scale(rpc_call *call, const api_kind *k, ProtobufCMessage *obj
   status.selector = sel ? sel : "";
   sc.spec = &spec;
   sc.status = &status;
-  rpc_call_reply(call, &sc.base);
+  call->object(call->arg, NULL, &sc.base);
   free(sel);
 }
 
-void apiserver_do_get_scale(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_get_scale(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                             ProtobufCMessage *reqm) {
   const Keel__Api__V1__GetRequest *req = (const Keel__Api__V1__GetRequest *)reqm;
   keel_error err = {0};
@@ -838,13 +848,13 @@ void apiserver_do_get_scale(apiserver *a, const api_kind *k, rpc_call *call, con
   protobuf_c_message_free_unpacked(cur, NULL);
 }
 
-void apiserver_do_update_scale(apiserver *a, const api_kind *k, rpc_call *call, const auth_identity *id,
+void apiserver_do_update_scale(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                                ProtobufCMessage *reqm) {
   const Keel__Api__V1__Scale *req = (const Keel__Api__V1__Scale *)reqm;
   keel_error err = {0};
   const char *ns = apiserver_request_namespace(k, req->metadata ? req->metadata->namespace_ : NULL);
   const char *name = req->metadata ? req->metadata->name : NULL;
-  if (!name || !*name) return (void)rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "metadata.name: Required value");
+  if (!name || !*name) return (void)respond_error(call, GRPC_STATUS_INVALID_ARGUMENT, "metadata.name: Required value");
   char owner[300];
   snprintf(owner, sizeof owner, "%s \"%s\"", k->kind, name);
   int rc = api_validate_scale(owner, req, &err);
@@ -891,5 +901,5 @@ void apiserver_do_update_scale(apiserver *a, const api_kind *k, rpc_call *call, 
     protobuf_c_message_free_unpacked(cur, NULL);
     return finish_rc(call, rc, &err);
   }
-  rpc_call_finish(call, GRPC_STATUS_ABORTED, "%s: too many concurrent writers", owner);
+  respond_error(call, GRPC_STATUS_ABORTED, "%s: too many concurrent writers", owner);
 }
