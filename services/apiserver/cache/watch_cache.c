@@ -787,6 +787,150 @@ static void *timer_main(void *arg) {
   return NULL;
 }
 
+/* ---------------------------------------------------------------- history */
+
+/* Before serving, the window is filled with the store's own history of this
+ * prefix: the events in (from, listed revision], read with a watch that starts
+ * in the past. A client that was watching through a previous apiserver process
+ * (or another apiserver) resumes from its last resourceVersion and gets
+ * exactly the events after it, with no relist, as long as the store has not
+ * compacted them. */
+typedef struct history_fill {
+  watch_cache *c;
+  int64_t until;
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  bool done;
+  bool ended;
+  int64_t compacted; /* > 0: `from` was compacted; this is the oldest revision left */
+  cache_event **events;
+  size_t n, cap;
+} history_fill;
+
+static cache_object *decode_kv(const api_kind *k, const etcd_kv *kv) {
+  ProtobufCMessage *msg = objstore_decode(k, kv->value, kv->value_len, kv->mod_revision, NULL);
+  return msg ? object_new(k, msg, kv->mod_revision) : NULL;
+}
+
+static void history_on_events(void *arg, int64_t revision, const etcd_event *events, size_t n) {
+  (void)revision;
+  history_fill *h = arg;
+  pthread_mutex_lock(&h->mu);
+  for (size_t i = 0; i < n && !h->done; i++) {
+    const etcd_event *e = &events[i];
+    if (e->kv.mod_revision > h->until) {
+      h->done = true;
+      break;
+    }
+    cache_object *obj = e->type == 0 ? decode_kv(h->c->kind, &e->kv) : NULL;
+    cache_object *prev = e->has_prev_kv ? decode_kv(h->c->kind, &e->prev_kv) : NULL;
+    if (!obj && !prev) continue;
+    if (h->n == h->cap) {
+      size_t ncap = h->cap ? h->cap * 2 : 64;
+      cache_event **grown = realloc(h->events, ncap * sizeof *grown);
+      if (!grown) {
+        cache_object_unref(obj);
+        cache_object_unref(prev);
+        continue;
+      }
+      h->events = grown;
+      h->cap = ncap;
+    }
+    cache_event *ev = event_new(e->kv.mod_revision, obj, prev);
+    if (ev) h->events[h->n++] = ev;
+  }
+  if (h->done) pthread_cond_signal(&h->cond);
+  pthread_mutex_unlock(&h->mu);
+}
+
+static void history_on_progress(void *arg, int64_t revision) {
+  history_fill *h = arg;
+  pthread_mutex_lock(&h->mu);
+  if (revision >= h->until) {
+    h->done = true;
+    pthread_cond_signal(&h->cond);
+  }
+  pthread_mutex_unlock(&h->mu);
+}
+
+static void history_on_end(void *arg, int64_t compact_revision, const keel_error *why) {
+  (void)why;
+  history_fill *h = arg;
+  pthread_mutex_lock(&h->mu);
+  h->ended = true;
+  h->compacted = compact_revision;
+  pthread_cond_signal(&h->cond);
+  pthread_mutex_unlock(&h->mu);
+}
+
+/* Fills c's window with the events in (from - 1, until]; sets window_start.
+ * Best effort: without history (compacted, or the store does not answer in
+ * time) the window starts at `until`, as a fresh cache's does. */
+static void fill_history(watch_cache *c, int64_t until) {
+  c->window_start = until;
+  int64_t from = until - (int64_t)c->opts.window_events + 1;
+  if (from < 1) from = 1;
+  if (from > until) return;
+  static const etcd_watch_callbacks cb = {
+      .on_events = history_on_events, .on_progress = history_on_progress, .on_end = history_on_end};
+  for (int attempt = 0; attempt < 3; attempt++) {
+    history_fill h = {.c = c, .until = until};
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cond, NULL);
+    unsigned char *end = NULL;
+    size_t end_len = 0;
+    etcd_watch *w = NULL;
+    if (etcd_prefix_end(c->prefix, c->prefix_len, &end, &end_len) == 0) {
+      etcd_watch_options wo = {.key = c->prefix, .key_len = c->prefix_len, .range_end = end,
+                               .range_end_len = end_len, .start_revision = from, .prev_kv = true,
+                               .fragment = true};
+      w = etcd_watch_start(objstore_etcd(c->opts.store), &wo, &cb, &h, NULL);
+    }
+    free(end);
+    bool complete = false;
+    if (w) {
+      /* Progress is only reported once the watch has replayed its history, so
+       * ask until it is (or an event past `until` shows up). */
+      int64_t deadline = 0;
+      struct timespec now;
+      clock_gettime(CLOCK_REALTIME, &now);
+      deadline = now.tv_sec + 10;
+      pthread_mutex_lock(&h.mu);
+      while (!h.done && !h.ended) {
+        pthread_mutex_unlock(&h.mu);
+        etcd_watch_request_progress(w);
+        pthread_mutex_lock(&h.mu);
+        struct timespec until_ts;
+        clock_gettime(CLOCK_REALTIME, &until_ts);
+        if (until_ts.tv_sec >= deadline) break;
+        until_ts.tv_nsec += 100 * 1000000L;
+        if (until_ts.tv_nsec >= 1000000000L) {
+          until_ts.tv_sec++;
+          until_ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h.cond, &h.mu, &until_ts);
+      }
+      complete = h.done;
+      pthread_mutex_unlock(&h.mu);
+      etcd_watch_stop(w);
+    }
+    if (complete) {
+      for (size_t i = 0; i < h.n; i++) window_append_locked(c, h.events[i]);
+      /* Everything after from - 1 is in the window, unless it overflowed
+       * (window_append moved window_start past what it dropped). */
+      if (h.n <= c->opts.window_events) c->window_start = from - 1;
+    } else {
+      for (size_t i = 0; i < h.n; i++) event_unref(h.events[i]);
+    }
+    free(h.events);
+    int64_t compacted = h.compacted;
+    pthread_mutex_destroy(&h.mu);
+    pthread_cond_destroy(&h.cond);
+    if (complete || compacted <= from || compacted > until) return;
+    from = compacted; /* the history before it is gone: take what is left */
+  }
+}
+
 watch_cache *watch_cache_start(const watch_cache_options *opts, keel_error *err) {
   watch_cache *c = calloc(1, sizeof *c);
   if (!c) {
@@ -822,7 +966,7 @@ watch_cache *watch_cache_start(const watch_cache_options *opts, keel_error *err)
     goto fail;
   }
   c->revision = rev;
-  c->window_start = rev;
+  fill_history(c, rev);
   c->watch = start_store_watch(c, rev + 1, err);
   if (!c->watch) {
     keel_error_wrap(err, "watch cache %s: watch", c->kind->resource);
