@@ -124,6 +124,17 @@ expect_eq "unknown resource: 404" "404" "$(curl_code "${ADMIN[@]}" "$H/api/v1/na
 expect_eq "namespace mismatch: 400" "400" \
   "$(curl_code "${ADMIN[@]}" -X POST --data '{"metadata":{"name":"y","namespace":"other"},"spec":{"containers":[{"name":"c","image":"i"}]}}' "$H/api/v1/namespaces/default/pods")"
 
+# Pages: limit and continue, all at the first page's revision.
+for n in pa pb pc; do
+  curl -s -o /dev/null "${ADMIN[@]}" -X POST --data "{\"metadata\":{\"name\":\"$n\",\"labels\":{\"page\":\"yes\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"i\"}]}}" "$H/api/v1/namespaces/default/pods"
+done
+curl -s "${ADMIN[@]}" "$H/api/v1/namespaces/default/pods?labelSelector=page%3Dyes&limit=2" > "$BODY.p1"
+expect_eq "page 1: two pods and a continue token" "['pa', 'pb'] True" \
+  "$(json_get "str([p['metadata']['name'] for p in d['items']]) + ' ' + str(bool(d['metadata'].get('continue')))" < "$BODY.p1")"
+CONT="$(json_get "d['metadata']['continue']" < "$BODY.p1")"
+expect_eq "page 2: the rest, no token" "['pc'] False" \
+  "$(curl -s "${ADMIN[@]}" "$H/api/v1/namespaces/default/pods?labelSelector=page%3Dyes&limit=2&continue=$CONT" | json_get "str([p['metadata']['name'] for p in d['items']]) + ' ' + str(bool(d['metadata'].get('continue')))")"
+
 # Delete (an unbound pod goes at once) and the watch saw both events.
 expect_eq "delete: 200" "200" "$(curl_code "${ADMIN[@]}" -X DELETE "$H/api/v1/namespaces/default/pods/nginx")"
 sleep 0.5

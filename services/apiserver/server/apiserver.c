@@ -272,6 +272,55 @@ static size_t put_field(uint8_t *p, unsigned field, const void *data, size_t len
   return n + len;
 }
 
+/* Replies XList{api_version=1, kind=2, metadata=3, items=4}, assembled from
+ * the items' encodings (cached ones are not re-encoded): either decoded
+ * messages or cache objects. */
+static void reply_list(rpc_call *call, const api_kind *k, ProtobufCMessage **msgs, cache_object **cached, size_t n,
+                       int64_t at, const char *continue_token) {
+  char kind_list[64], rvs[24];
+  snprintf(kind_list, sizeof kind_list, "%sList", k->kind);
+  snprintf(rvs, sizeof rvs, "%lld", (long long)at);
+  size_t clen = continue_token ? strlen(continue_token) : 0;
+  uint8_t *meta = malloc(40 + clen + 11);
+  if (!meta) return (void)rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  size_t meta_len = put_field(meta, 1, rvs, strlen(rvs)); /* ListMeta.resource_version */
+  if (clen) meta_len += put_field(meta + meta_len, 2, continue_token, clen); /* ListMeta.continue */
+  size_t total = 16 + strlen(k->api_version) + 16 + strlen(kind_list) + 16 + meta_len;
+  for (size_t i = 0; i < n; i++) {
+    size_t len;
+    if (cached) cache_object_wire(cached[i], &len);
+    else len = protobuf_c_message_get_packed_size(msgs[i]);
+    total += len + 11;
+  }
+  grpc_slice s = grpc_slice_malloc(total);
+  uint8_t *p = GRPC_SLICE_START_PTR(s);
+  size_t off = 0;
+  off += put_field(p + off, 1, k->api_version, strlen(k->api_version));
+  off += put_field(p + off, 2, kind_list, strlen(kind_list));
+  off += put_field(p + off, 3, meta, meta_len);
+  free(meta);
+  for (size_t i = 0; i < n; i++) {
+    if (cached) {
+      size_t len;
+      const uint8_t *wire = cache_object_wire(cached[i], &len);
+      off += put_field(p + off, 4, wire, len);
+    } else {
+      /* Tag and length, then the message packed in place. */
+      size_t len = protobuf_c_message_get_packed_size(msgs[i]);
+      p[off++] = (uint8_t)((4 << 3) | 2);
+      uint64_t v = len;
+      do {
+        p[off++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+      } while (v);
+      off += protobuf_c_message_pack(msgs[i], p + off);
+    }
+  }
+  grpc_slice exact = grpc_slice_sub(s, 0, off);
+  grpc_slice_unref(s);
+  rpc_call_reply_bytes(call, exact);
+}
+
 static void do_list(job *j) {
   const Keel__Api__V1__ListRequest *req = (const Keel__Api__V1__ListRequest *)j->req;
   keel_error err = {0};
@@ -281,17 +330,33 @@ static void do_list(job *j) {
   int64_t rv;
   bool rv_set;
   if ((rc = parse_rv(req->resource_version, &rv, &rv_set, &err)) < 0) return finish_error(j->call, rc, &err);
-  if (req->resource_version_match && *req->resource_version_match &&
+  bool exact = req->resource_version_match && strcmp(req->resource_version_match, "Exact") == 0;
+  if (req->resource_version_match && *req->resource_version_match && !exact &&
       strcmp(req->resource_version_match, "NotOlderThan") != 0)
-    return (void)rpc_call_finish(j->call, GRPC_STATUS_UNIMPLEMENTED,
-                                 "resourceVersionMatch \"%s\": only NotOlderThan is served (from the watch cache)",
+    return (void)rpc_call_finish(j->call, GRPC_STATUS_INVALID_ARGUMENT,
+                                 "resourceVersionMatch: Unsupported value: \"%s\": supported values: \"Exact\", "
+                                 "\"NotOlderThan\"",
                                  req->resource_version_match);
-  if (req->limit != 0 || (req->continue_ && *req->continue_))
-    return (void)rpc_call_finish(j->call, GRPC_STATUS_UNIMPLEMENTED,
-                                 "limit/continue: paginated lists are not served yet; list without a limit");
+  if (exact && (!rv_set || rv == 0))
+    return (void)rpc_call_finish(j->call, GRPC_STATUS_INVALID_ARGUMENT,
+                                 "resourceVersionMatch: Forbidden: resourceVersionMatch \"Exact\" needs a non-zero "
+                                 "resourceVersion");
+  if (req->limit < 0)
+    return (void)rpc_call_finish(j->call, GRPC_STATUS_INVALID_ARGUMENT, "limit: Invalid value: %lld: must be >= 0",
+                                 (long long)req->limit);
+  bool from_store = exact || req->limit > 0 || (req->continue_ && *req->continue_);
   selectors sel;
   if ((rc = selectors_parse(&sel, j->kind, req->label_selector, req->field_selector, &err)) < 0)
     return finish_error(j->call, rc, &err);
+  if (from_store) {
+    store_list sl;
+    rc = apiserver_list_from_store(j->a, j->kind, ns, &sel, exact ? rv : 0, req->limit, req->continue_, &sl, &err);
+    selectors_free(&sel);
+    if (rc < 0) return finish_error(j->call, rc, &err);
+    reply_list(j->call, j->kind, sl.items, NULL, sl.n, sl.revision, sl.continue_token);
+    store_list_clear(&sl);
+    return;
+  }
   watch_cache *c = apiserver_cache(j->a, j->kind);
   int64_t want = rv;
   if (!rv_set) {
@@ -317,34 +382,8 @@ static void do_list(job *j) {
     return (void)rpc_call_finish(j->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   }
   selectors_free(&sel);
-  /* XList{api_version=1, kind=2, metadata=3, items=4} assembled from the cached
-   * encodings: nothing is re-encoded. */
-  char kind_list[64], rvs[24];
-  snprintf(kind_list, sizeof kind_list, "%sList", j->kind->kind);
-  snprintf(rvs, sizeof rvs, "%lld", (long long)at);
-  uint8_t meta[40];
-  size_t meta_len = put_field(meta, 1, rvs, strlen(rvs)); /* ListMeta.resource_version */
-  size_t total = 16 + strlen(j->kind->api_version) + 16 + strlen(kind_list) + 16 + meta_len;
-  for (size_t i = 0; i < n; i++) {
-    size_t len;
-    cache_object_wire(items[i], &len);
-    total += len + 11;
-  }
-  grpc_slice s = grpc_slice_malloc(total);
-  uint8_t *p = GRPC_SLICE_START_PTR(s);
-  size_t off = 0;
-  off += put_field(p + off, 1, j->kind->api_version, strlen(j->kind->api_version));
-  off += put_field(p + off, 2, kind_list, strlen(kind_list));
-  off += put_field(p + off, 3, meta, meta_len);
-  for (size_t i = 0; i < n; i++) {
-    size_t len;
-    const uint8_t *wire = cache_object_wire(items[i], &len);
-    off += put_field(p + off, 4, wire, len);
-  }
+  reply_list(j->call, j->kind, NULL, items, n, at, NULL);
   cache_objects_release(items, n);
-  grpc_slice exact = grpc_slice_sub(s, 0, off);
-  grpc_slice_unref(s);
-  rpc_call_reply_bytes(j->call, exact);
 }
 
 /* ---------------------------------------------------------------- watch */

@@ -52,6 +52,20 @@ void selectors_free(selectors *s);
 /* A cache_filter predicate; arg is a selectors. */
 bool selectors_match(const api_kind *k, const ProtobufCMessage *obj, void *arg);
 
+/* A list read from the store (list.c): objects with resourceVersion set, the
+ * revision the list is at, and a continue token when more remain. */
+typedef struct store_list {
+  ProtobufCMessage **items;
+  size_t n;
+  int64_t revision;
+  char *continue_token; /* NULL when complete */
+} store_list;
+/* exact_rev 0 = newest. limit 0 = everything. -EXDEV (OUT_OF_RANGE) when the
+ * revision was compacted; -EINVAL for a bad continue token. */
+int apiserver_list_from_store(apiserver *a, const api_kind *k, const char *ns, selectors *sel, int64_t exact_rev,
+                              int64_t limit, const char *continue_token, store_list *out, keel_error *err);
+void store_list_clear(store_list *l);
+
 int apiserver_ops_init(apiserver *a, keel_error *err);
 void apiserver_ops_destroy(apiserver *a);
 

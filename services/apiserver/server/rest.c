@@ -372,12 +372,39 @@ static enum MHD_Result do_rest_list(apiserver *a, struct MHD_Connection *conn, c
   if (authorize_read(a, id, k, "list", ns, "", &err) < 0)
     return respond_status(conn, apiserver_status_for(-err.code), "%s", err.message);
   const char *rvs = query(conn, "resourceVersion");
-  if (query(conn, "limit") || query(conn, "continue"))
-    return respond_status(conn, GRPC_STATUS_UNIMPLEMENTED,
-                          "limit/continue: paginated lists are not served yet; list without a limit");
+  const char *limit_s = query(conn, "limit"), *cont = query(conn, "continue"), *match = query(conn, "resourceVersionMatch");
+  long long limit = limit_s ? atoll(limit_s) : 0;
+  bool exact = match && strcmp(match, "Exact") == 0;
+  if (limit < 0) return respond_status(conn, GRPC_STATUS_INVALID_ARGUMENT, "limit: Invalid value: %lld", limit);
   selectors sel;
   if (selectors_parse(&sel, k, query(conn, "labelSelector"), query(conn, "fieldSelector"), &err) < 0)
     return respond_status(conn, GRPC_STATUS_INVALID_ARGUMENT, "%s", err.message);
+  if (limit > 0 || (cont && *cont) || exact) {
+    /* Pages and exact versions come from the store (see list.c). */
+    int64_t exact_rev = exact && rvs ? atoll(rvs) : 0;
+    if (exact && exact_rev <= 0) {
+      selectors_free(&sel);
+      return respond_status(conn, GRPC_STATUS_INVALID_ARGUMENT,
+                            "resourceVersionMatch \"Exact\" needs a non-zero resourceVersion");
+    }
+    store_list sl;
+    int rc = apiserver_list_from_store(a, k, ns, &sel, exact_rev, limit, cont, &sl, &err);
+    selectors_free(&sel);
+    if (rc < 0) return respond_status(conn, apiserver_status_for(rc), "%s", err.message);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < sl.n; i++) {
+      json_t *j = object_json(a, sl.items[i]);
+      if (j) json_array_append_new(arr, j);
+    }
+    char kind_list[64], rv[24];
+    snprintf(kind_list, sizeof kind_list, "%sList", k->kind);
+    snprintf(rv, sizeof rv, "%lld", (long long)sl.revision);
+    json_t *meta = json_pack("{s:s}", "resourceVersion", rv);
+    if (sl.continue_token) json_object_set_new(meta, "continue", json_string(sl.continue_token));
+    store_list_clear(&sl);
+    return respond_json(conn, 200, json_pack("{s:s, s:s, s:o, s:o}", "kind", kind_list, "apiVersion", k->api_version,
+                                             "metadata", meta, "items", arr));
+  }
   watch_cache *c = apiserver_cache(a, k);
   int64_t want = 0;
   if (!rvs || !*rvs) {
