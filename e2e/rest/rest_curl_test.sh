@@ -36,7 +36,7 @@ keel_start store "$STORE" --data-dir="$(keel_dir store)/data" \
   --listen-client-urls=http://127.0.0.1:0 --advertise-client-urls=http://127.0.0.1:0
 keel_wait_ready store 20 || keel_finish
 keel_start api "$APISERVER" --etcd-servers="http://$(keel_grpc_addr store)" \
-  --token-auth-file="$TOKENS/tokens.csv"
+  --token-auth-file="$TOKENS/tokens.csv" --event-ttl=2s
 keel_wait_ready api 20 || keel_finish
 H="http://$(keel_http_addr api)"
 ADMIN=(-H "Authorization: Bearer admin-token")
@@ -155,6 +155,26 @@ expect_eq "PUT scale: 200" "200" \
 expect_eq "deployment now has 5 replicas" "5" \
   "$(curl -s "${ADMIN[@]}" "$H/apis/apps/v1/namespaces/default/deployments/nginx-deployment" | json_get "d['spec']['replicas']")"
 
+
+# Events are recorded and expire after --event-ttl (a store lease).
+EV='{"metadata":{"name":"nginx.1"},"involvedObject":{"kind":"Pod","namespace":"default","name":"nginx"},"reason":"Started","message":"Started container nginx","type":"Normal","count":1,"source":{"component":"test"}}'
+expect_eq "create event: 201" "201" "$(curl_code "${ADMIN[@]}" -X POST --data "$EV" "$H/api/v1/namespaces/default/events")"
+expect_eq "event listed by involvedObject.name" "['nginx.1']" \
+  "$(curl -s "${ADMIN[@]}" "$H/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dnginx" | json_get "[e['metadata']['name'] for e in d['items']]")"
+gone=""
+for _ in $(seq 1 40); do
+  if [ "$(curl_code "${ADMIN[@]}" "$H/api/v1/namespaces/default/events/nginx.1")" == "404" ]; then gone=yes; break; fi
+  sleep 0.25
+done
+expect_eq "event expired after its TTL" "yes" "$gone"
+
+# Metrics: the watch cache per resource.
+METRICS="$(curl -s "$H/metrics")"
+expect_eq "metrics: pods in the watch cache" "1" \
+  "$(echo "$METRICS" | grep -c '^keel_apiserver_watch_cache_objects{resource="deployments"} 1$')"
+expect_eq "metrics: rpc and in-flight families present" "2" \
+  "$(echo "$METRICS" | grep -c '^# TYPE keel_apiserver_\(requests_in_flight\|watchers\) gauge$')"
+expect_eq "healthz: ok" "ok" "$(curl -s "$H/healthz")"
 
 keel_stop api 10
 expect_eq "apiserver exits 0 on SIGTERM" "0" "$?"

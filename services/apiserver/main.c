@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
   char *level_name = "info", *format_name = "text";
   bool anonymous_admin = false;
   int64_t threads = 0, max_reads = 400, max_writes = 200, watch_cache_size = 10000;
-  int64_t max_request_bytes = 3 << 20, bookmark_ms = 10000, shutdown_grace_ms = 1500;
+  int64_t max_request_bytes = 3 << 20, bookmark_ms = 10000, shutdown_grace_ms = 1500, event_ttl_ms = 3600 * 1000;
   const flag_def defs[] = {
       FLAG_STRING_LIST("listen", &listen,
                        "gRPC listen address (repeatable): host:port or unix:/path (default 127.0.0.1:0)"),
@@ -66,6 +66,7 @@ int main(int argc, char **argv) {
       FLAG_INT("max-requests-inflight", &max_reads, "reads in flight before RESOURCE_EXHAUSTED"),
       FLAG_INT("max-mutating-requests-inflight", &max_writes, "writes in flight before RESOURCE_EXHAUSTED"),
       FLAG_BYTES("max-request-bytes", &max_request_bytes, "largest request accepted"),
+      FLAG_DURATION("event-ttl", &event_ttl_ms, "how long Events are kept (a store lease expires them)"),
       FLAG_INT("watch-cache-size", &watch_cache_size, "recent events kept per resource for watches"),
       FLAG_DURATION("bookmark-interval", &bookmark_ms, "how often watchers that allow them get bookmarks"),
       FLAG_INT("threads", &threads, "completion-queue threads (0: half the cores)"),
@@ -136,6 +137,7 @@ int main(int argc, char **argv) {
       .node_port_max = np_hi,
       .watch_window = (size_t)watch_cache_size,
       .bookmark_interval_ms = (int)bookmark_ms,
+      .event_ttl_s = event_ttl_ms < 1000 ? 1 : event_ttl_ms / 1000,
   };
   api = apiserver_create(&ao, &err);
   if (!api) goto out;

@@ -17,6 +17,7 @@
 #include "common/apimachinery/fields.h"
 #include "common/apimachinery/labels.h"
 #include "common/log/log.h"
+#include "common/metrics/metrics.h"
 #include "common/sched/sched.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "keel/api/v1/core.pb-c.h"
@@ -520,6 +521,45 @@ watch_cache *apiserver_cache(apiserver *a, const api_kind *k) {
   return a->caches[k - ks];
 }
 
+/* Gauges read from the caches when /metrics is scraped. */
+static void refresh_metrics(void *arg) {
+  apiserver *a = arg;
+  for (size_t i = 0; i < a->ncaches; i++) {
+    metric_set(a->m_objects[i], (double)watch_cache_object_count(a->caches[i]));
+    metric_set(a->m_watchers[i], (double)watch_cache_watcher_count(a->caches[i]));
+    metric_set(a->m_revision[i], (double)watch_cache_revision(a->caches[i]));
+  }
+  metric_set(a->m_reads, atomic_load(&a->reads_in_flight));
+  metric_set(a->m_writes, atomic_load(&a->writes_in_flight));
+}
+
+static void register_metrics(apiserver *a) {
+  metrics_registry *reg = metrics_default();
+  metric_family *objects = metrics_gauge(reg, "keel_apiserver_watch_cache_objects",
+                                         "Objects in the watch cache, by resource.", 1, "resource");
+  metric_family *watchers = metrics_gauge(reg, "keel_apiserver_watchers", "Open watches, by resource.", 1,
+                                          "resource");
+  metric_family *revision = metrics_gauge(reg, "keel_apiserver_watch_cache_revision",
+                                          "Store revision the watch cache has seen, by resource.", 1, "resource");
+  metric_family *in_flight = metrics_gauge(reg, "keel_apiserver_requests_in_flight",
+                                           "Requests being served, by kind (read or write).", 1, "kind");
+  size_t n;
+  const api_kind *ks = api_kinds(&n);
+  a->m_objects = calloc(n, sizeof *a->m_objects);
+  a->m_watchers = calloc(n, sizeof *a->m_watchers);
+  a->m_revision = calloc(n, sizeof *a->m_revision);
+  if (!a->m_objects || !a->m_watchers || !a->m_revision) return;
+  for (size_t i = 0; i < n; i++) {
+    a->m_objects[i] = metric_child(objects, ks[i].resource);
+    a->m_watchers[i] = metric_child(watchers, ks[i].resource);
+    a->m_revision[i] = metric_child(revision, ks[i].resource);
+  }
+  a->m_reads = metric_child(in_flight, "read");
+  a->m_writes = metric_child(in_flight, "write");
+  /* The hook outlives nothing: main stops the HTTP side before destroying a. */
+  metrics_on_render(reg, refresh_metrics, a);
+}
+
 /* Kubernetes' bootstrap namespaces exist from the first start on, so "default"
  * can be written to at once. */
 static int ensure_system_namespaces(apiserver *a, keel_error *err) {
@@ -601,6 +641,7 @@ apiserver *apiserver_create(const apiserver_options *opts, keel_error *err) {
     ((kind_ctx *)a->ctxs)[i] = (kind_ctx){.a = a, .kind = &ks[i]};
   }
   if (ensure_system_namespaces(a, err) < 0) goto fail;
+  register_metrics(a);
   a->reads = sched_create(a->opts.read_workers, "api-read");
   a->writes = sched_create(a->opts.write_workers, "api-write");
   if (!a->reads || !a->writes) {
@@ -640,6 +681,9 @@ void apiserver_destroy(apiserver *a) {
   for (size_t i = 0; a->caches && i < a->ncaches; i++) watch_cache_stop(a->caches[i]);
   free(a->caches);
   free(a->ctxs);
+  free(a->m_objects);
+  free(a->m_watchers);
+  free(a->m_revision);
   objstore_free(a->store);
   apiserver_ops_destroy(a);
   apiserver_rest_destroy(a);

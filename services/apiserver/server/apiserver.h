@@ -32,6 +32,7 @@ typedef struct apiserver_options {
   size_t watch_window;          /* events kept per kind; default 10000 */
   int bookmark_interval_ms;     /* default 10000 */
   size_t watcher_queue;         /* pending events per watcher; default 1000 */
+  int64_t event_ttl_s;          /* Events expire after this long; default 3600 */
 } apiserver_options;
 
 /* Starts a watch cache per kind (listing the store) and the worker pools. */

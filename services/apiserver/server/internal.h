@@ -25,6 +25,11 @@ struct apiserver {
   atomic_int reads_in_flight, writes_in_flight;
   uint32_t service_net, service_size; /* ClusterIP range (host order) */
   struct protojson *json;              /* the REST gateway's JSON mapping */
+  struct metric **m_objects, **m_watchers, **m_revision; /* per kind, refreshed per scrape */
+  struct metric *m_reads, *m_writes;
+  pthread_mutex_t lease_mu; /* Events share a store lease for a minute (ops.c) */
+  int64_t event_lease;
+  int64_t event_lease_granted; /* monotonic seconds */
   pthread_mutex_t http_mu;             /* guards http_watches, http_stopping */
   struct rest_watch *http_watches;     /* open REST watch streams */
   bool http_stopping;

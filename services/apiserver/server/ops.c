@@ -172,7 +172,39 @@ terminating:
 
 /* ---------------------------------------------------------------- services: IP and port allocation */
 
+/* The store lease an Event's key is attached to, so Events expire after
+ * --event-ttl as Kubernetes' do. Like kube-apiserver's lease manager, one
+ * lease serves every Event created within a minute (TTL + that minute), so a
+ * burst of Events costs one LeaseGrant, not one each. 0 when none could be
+ * granted (the Event is then kept without expiry). */
+#define EVENT_LEASE_REUSE_S 60
+static int64_t event_lease(apiserver *a) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  /* A TTL shorter than the reuse window (tests) shortens the window too. */
+  int64_t reuse = a->opts.event_ttl_s < EVENT_LEASE_REUSE_S ? a->opts.event_ttl_s : EVENT_LEASE_REUSE_S;
+  pthread_mutex_lock(&a->lease_mu);
+  if (a->event_lease && now.tv_sec - a->event_lease_granted < reuse) {
+    int64_t id = a->event_lease;
+    pthread_mutex_unlock(&a->lease_mu);
+    return id;
+  }
+  int64_t id = 0;
+  keel_error err = {0};
+  if (etcd_lease_grant(objstore_etcd(a->store), a->opts.event_ttl_s + reuse, &id, &err) < 0) {
+    LOG_WARN("events: cannot grant a store lease; the event will not expire", "error", err.message);
+    id = 0;
+  } else {
+    a->event_lease = id;
+    a->event_lease_granted = now.tv_sec;
+  }
+  pthread_mutex_unlock(&a->lease_mu);
+  return id;
+}
+
 int apiserver_ops_init(apiserver *a, keel_error *err) {
+  pthread_mutex_init(&a->lease_mu, NULL);
+  if (a->opts.event_ttl_s <= 0) a->opts.event_ttl_s = 3600;
   char buf[64];
   snprintf(buf, sizeof buf, "%s", a->opts.service_cidr);
   char *slash = strchr(buf, '/');
@@ -191,7 +223,7 @@ int apiserver_ops_init(apiserver *a, keel_error *err) {
 }
 
 void apiserver_ops_destroy(apiserver *a) {
-  (void)a;
+  pthread_mutex_destroy(&a->lease_mu);
 }
 
 static bool ip_in_range(const apiserver *a, const char *ip, uint32_t *offset) {
@@ -390,8 +422,12 @@ void apiserver_do_create(apiserver *a, const api_kind *k, const api_responder *c
   if ((rc = admit_namespace(a, k, m->namespace_, &err)) < 0) return finish_rc(call, rc, &err);
   int64_t rev = 0;
   if (dry_run(call)) return reply_object(call, k, obj, 0);
-  if (strcmp(k->kind, "Service") == 0) rc = create_service(a, k, (Keel__Api__V1__Service *)obj, &rev, &err);
-  else rc = objstore_create(a->store, k, obj, NULL, &rev, &err);
+  if (strcmp(k->kind, "Service") == 0) {
+    rc = create_service(a, k, (Keel__Api__V1__Service *)obj, &rev, &err);
+  } else {
+    objstore_extra extra = {.lease = strcmp(k->kind, "Event") == 0 ? event_lease(a) : 0};
+    rc = objstore_create(a->store, k, obj, &extra, &rev, &err);
+  }
   if (rc == -EEXIST) keel_error_set(&err, EEXIST, "%s \"%s\" already exists", k->resource, m->name);
   if (rc < 0) return finish_rc(call, rc, &err);
   reply_object(call, k, obj, rev);
@@ -535,7 +571,9 @@ void apiserver_do_update(apiserver *a, const api_kind *k, const api_responder *c
       /* The last finalizer is gone: deletion completes. */
       rc = delete_stored(a, k, cur, cur_rev, &rev, &err);
     } else {
-      rc = objstore_update(a->store, k, next, cur_rev, NULL, &rev, &err);
+      /* An updated Event (count + 1) lives another TTL from now. */
+      objstore_extra extra = {.lease = strcmp(k->kind, "Event") == 0 ? event_lease(a) : 0};
+      rc = objstore_update(a->store, k, next, cur_rev, &extra, &rev, &err);
     }
     if (rc == -ESTALE && !has_rv) {
       protobuf_c_message_free_unpacked(cur, NULL);

@@ -180,7 +180,8 @@ int objstore_create(objstore *s, const api_kind *k, const ProtobufCMessage *obj,
   size_t len;
   cleanup_free uint8_t *value = objstore_encode(k, obj, &len);
   if (!value) return keel_error_set(err, ENOMEM, "create %s: out of memory", k->resource);
-  etcd_op put = {.type = ETCD_OP_PUT, .key = key, .key_len = strlen(key), .value = value, .value_len = len};
+  etcd_op put = {.type = ETCD_OP_PUT, .key = key, .key_len = strlen(key), .value = value, .value_len = len,
+                 .lease = extra ? extra->lease : 0};
   etcd_txn_result r;
   int rc = guarded_txn(s, key, ETCD_CMP_CREATE, ETCD_CMP_EQUAL, 0, &put, extra, &r, err);
   if (unknown_outcome(rc)) {
@@ -209,7 +210,8 @@ int objstore_update(objstore *s, const api_kind *k, const ProtobufCMessage *obj,
   size_t len;
   cleanup_free uint8_t *value = objstore_encode(k, obj, &len);
   if (!value) return keel_error_set(err, ENOMEM, "update %s: out of memory", k->resource);
-  etcd_op put = {.type = ETCD_OP_PUT, .key = key, .key_len = strlen(key), .value = value, .value_len = len};
+  etcd_op put = {.type = ETCD_OP_PUT, .key = key, .key_len = strlen(key), .value = value, .value_len = len,
+                 .lease = extra ? extra->lease : 0};
   etcd_txn_result r;
   int rc = guarded_txn(s, key, ETCD_CMP_MOD, ETCD_CMP_EQUAL, expected_rev, &put, extra, &r, err);
   if (unknown_outcome(rc)) {

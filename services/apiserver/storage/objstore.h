@@ -47,12 +47,14 @@ uint8_t *objstore_encode(const api_kind *k, const ProtobufCMessage *obj, size_t 
 ProtobufCMessage *objstore_decode(const api_kind *k, const void *data, size_t len, int64_t rev,
                                   keel_error *err);
 
-/* Extra compares and ops that ride in a write's txn. */
+/* Extra compares and ops that ride in a write's txn, and a lease for the
+ * object's key (Events expire with theirs). */
 typedef struct objstore_extra {
   const etcd_compare *cmps;
   size_t ncmps;
   const etcd_op *ops;
   size_t nops;
+  int64_t lease; /* 0 = none */
 } objstore_extra;
 
 /* Reads one object (newest). -ENOENT when absent. *obj owned by the caller. */
