@@ -16,6 +16,8 @@ APT_PACKAGES=(
   protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev
   libgrpc-dev grpc-proto
   libjemalloc-dev libmicrohttpd-dev libjansson-dev libyaml-dev libssl-dev
+  # libmicrohttpd's TLS backend: the REST gateway reads verified client certificates.
+  libgnutls28-dev
   libcmocka-dev openssl valgrind python3-grpcio curl
   # keel-store: nanopb WAL records; etcd 3.4 as the peer and etcdctl as a client;
   # etcd's own .proto files to check our subset against.

@@ -28,6 +28,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -62,6 +64,7 @@ struct httpd {
   httpd_completed_fn completed;
   void *handler_arg;
   bool thread_per_connection;
+  char *tls_cert, *tls_key, *tls_ca; /* PEM contents, kept for MHD's lifetime */
   atomic_int in_flight; /* requests between the handler's first call and completion */
 };
 
@@ -259,6 +262,23 @@ static struct MHD_Daemon *start_daemon(httpd *h, int fd, int family) {
                            ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC
                            : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
   if (family == AF_INET6) flags |= MHD_USE_IPv6;
+  if (h->tls_cert) {
+    flags |= MHD_USE_TLS;
+    /* MHD_OPTION_HTTPS_MEM_TRUST with NULL would be an error: pass the client
+     * CA only when there is one (an empty option array entry ends the list). */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key},
+        {h->tls_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, h->tls_ca},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, handle_request, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+        MHD_OPTION_CONNECTION_LIMIT, HTTPD_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        HTTPD_MAX_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED,
+        request_completed, h, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+  }
   return MHD_start_daemon(
       flags, 0, NULL, NULL, handle_request, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
       MHD_OPTION_CONNECTION_LIMIT, HTTPD_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
@@ -274,6 +294,66 @@ static bool same_socket(int fd, int original) {
   struct stat a, b;
   return fstat(fd, &a) == 0 && fstat(original, &b) == 0 && a.st_dev == b.st_dev &&
          a.st_ino == b.st_ino;
+}
+
+/* A whole PEM file, NUL-terminated; NULL with err on failure. */
+static char *read_pem(const char *path, const char *what, keel_error *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    keel_error_set_errno(err, errno, "httpd: %s %s", what, path);
+    return NULL;
+  }
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len + 4096 + 1 > cap) {
+      cap = cap ? cap * 2 : 8192;
+      if (cap > (1u << 20)) break; /* no PEM file is this big */
+      char *grown = realloc(buf, cap);
+      if (!grown) break;
+      buf = grown;
+    }
+    size_t n = fread(buf + len, 1, cap - len - 1, f);
+    len += n;
+    if (n == 0) break;
+  }
+  int bad = ferror(f) || !buf || len == 0;
+  fclose(f);
+  if (bad) {
+    free(buf);
+    keel_error_set(err, EINVAL, "httpd: %s %s: empty or unreadable", what, path);
+    return NULL;
+  }
+  buf[len] = '\0';
+  return buf;
+}
+
+char *httpd_client_cert_pem(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (!ci || !ci->tls_session) return NULL;
+  gnutls_session_t session = (gnutls_session_t)ci->tls_session;
+  unsigned status = 0;
+  /* MHD asks for a certificate but leaves checking it to us. */
+  if (gnutls_certificate_verify_peers2(session, &status) != GNUTLS_E_SUCCESS || status != 0) return NULL;
+  unsigned n = 0;
+  const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &n);
+  if (!chain || n == 0) return NULL;
+  gnutls_datum_t pem = {0};
+  if (gnutls_pem_base64_encode2("CERTIFICATE", &chain[0], &pem) != GNUTLS_E_SUCCESS) return NULL;
+  char *out = malloc(pem.size + 1);
+  if (out) {
+    memcpy(out, pem.data, pem.size);
+    out[pem.size] = '\0';
+  }
+  gnutls_free(pem.data);
+  return out;
+}
+
+static void free_tls(httpd *h) {
+  free(h->tls_cert);
+  free(h->tls_key);
+  free(h->tls_ca);
+  h->tls_cert = h->tls_key = h->tls_ca = NULL;
 }
 
 httpd *httpd_start(const httpd_options *opts, keel_error *err) {
@@ -293,12 +373,29 @@ httpd *httpd_start(const httpd_options *opts, keel_error *err) {
   h->completed = opts->completed;
   h->handler_arg = opts->handler_arg;
   h->thread_per_connection = opts->thread_per_connection;
+  if ((opts->tls_cert_file == NULL) != (opts->tls_key_file == NULL) || (opts->tls_client_ca_file && !opts->tls_cert_file)) {
+    keel_error_set(err, EINVAL, "httpd: TLS needs a certificate and a key (and a client CA only with them)");
+    return NULL;
+  }
+  if (opts->tls_cert_file) {
+    h->tls_cert = read_pem(opts->tls_cert_file, "certificate", err);
+    h->tls_key = h->tls_cert ? read_pem(opts->tls_key_file, "key", err) : NULL;
+    h->tls_ca = h->tls_key && opts->tls_client_ca_file ? read_pem(opts->tls_client_ca_file, "client CA", err) : NULL;
+    if (!h->tls_cert || !h->tls_key || (opts->tls_client_ca_file && !h->tls_ca)) {
+      free_tls(h);
+      return NULL;
+    }
+  }
   int family = AF_INET;
   cleanup_close int fd = open_listener(opts->listen, &family, err);
-  if (fd < 0) return NULL;
+  if (fd < 0) {
+    free_tls(h);
+    return NULL;
+  }
   h->port = bound_port(fd);
   if (h->port < 0) {
     keel_error_set_errno(err, -h->port, "httpd: getsockname on %s", opts->listen);
+    free_tls(h);
     return NULL;
   }
   /* MHD closes a listen socket it was given on some start failures and not on
@@ -307,11 +404,13 @@ httpd *httpd_start(const httpd_options *opts, keel_error *err) {
   cleanup_close int mhd_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (mhd_fd < 0) {
     keel_error_set_errno(err, errno, "httpd: dup listen socket of %s", opts->listen);
+    free_tls(h);
     return NULL;
   }
   h->daemon = start_daemon(h, mhd_fd, family);
   if (!h->daemon) {
     if (!same_socket(mhd_fd, fd)) mhd_fd = -1; /* MHD closed it; the number is not ours */
+    free_tls(h);
     keel_error_set(err, EIO, "httpd: libmicrohttpd failed to start on %s", opts->listen);
     return NULL;
   }
@@ -335,5 +434,6 @@ void httpd_stop(httpd *h) {
   /* Quiesced, MHD's duplicate is ours to close; otherwise MHD closed it. */
   if (quiesced != MHD_INVALID_SOCKET) close(quiesced);
   close(h->listen_fd);
+  free_tls(h);
   free(h);
 }

@@ -43,9 +43,20 @@ typedef struct httpd_options {
    * block (synchronous store calls, a watch stream waiting for events).
    * Connections stay bounded (128), so threads do too. */
   bool thread_per_connection;
+  /* HTTPS: PEM files of the server's certificate and key. With a client CA,
+   * clients are asked for a certificate (optional at the TLS level: the
+   * handler decides, through httpd_client_cert_pem). */
+  const char *tls_cert_file;
+  const char *tls_key_file;
+  const char *tls_client_ca_file;
 } httpd_options;
 
 httpd *httpd_start(const httpd_options *opts, keel_error *err);
+/* The client certificate of an HTTPS connection, in PEM (malloc'ed), when the
+ * client sent one that verifies against tls_client_ca_file; NULL otherwise
+ * (plain HTTP, no certificate, or one that does not verify). */
+char *httpd_client_cert_pem(struct MHD_Connection *conn);
+
 /* Port actually bound (useful with port 0). */
 int httpd_port(const httpd *h);
 /* Stops accepting, finishes in-flight requests, frees. NULL is fine. */

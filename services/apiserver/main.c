@@ -161,6 +161,10 @@ int main(int argc, char **argv) {
   if (http_listen && http_listen[0]) {
     httpd_options hopts = {.listen = http_listen, .healthy = server_healthy, .health_arg = srv};
     apiserver_http_options(api, &hopts); /* the REST/JSON gateway */
+    /* The gateway serves HTTPS with the gRPC side's certificate and client CA. */
+    hopts.tls_cert_file = tls_cert;
+    hopts.tls_key_file = tls_key;
+    hopts.tls_client_ca_file = client_ca;
     http = httpd_start(&hopts, &err);
     if (!http) goto out;
     ready_file_add_http(&ready, http_listen, httpd_port(http));

@@ -8,9 +8,9 @@
  * GET (get, list, ?watch=1), POST (create; pods/{name}/binding), PUT (update,
  * /status, /scale), DELETE. JSON is common/protojson's mapping with
  * Kubernetes' field names; errors are Kubernetes Status objects with the HTTP
- * code kubectl expects. Authentication is the gRPC side's bearer tokens (the
- * Authorization header); the gateway serves plain HTTP, so client
- * certificates are a gRPC-only credential for now.
+ * code kubectl expects. Authentication is the gRPC side's: a bearer token (the
+ * Authorization header) or, over HTTPS, a client certificate verified against
+ * the same client CA.
  *
  * Threading: httpd runs a thread per connection for this handler, so a
  * request runs its verb synchronously, and a watch stream's content callback
@@ -721,8 +721,10 @@ static enum MHD_Result dispatch(apiserver *a, struct MHD_Connection *conn, const
   auth_identity id = {0};
   grpc_status_code code;
   keel_error err = {0};
-  if (auth_authenticate(a->opts.auth, authz, NULL, &id, &code, &err) < 0)
-    return respond_status(conn, code, "%s", err.message);
+  char *cert = authz ? NULL : httpd_client_cert_pem(conn); /* a token decides alone */
+  int arc = auth_authenticate(a->opts.auth, authz, cert, &id, &code, &err);
+  free(cert);
+  if (arc < 0) return respond_status(conn, code, "%s", err.message);
   enum MHD_Result result;
   if (kind == 1) {
     result = strcmp(method, "GET") == 0 ? serve_discovery(conn, group, version, url)
