@@ -21,6 +21,7 @@
 
 #include "common/etcd/etcd.h"
 #include "common/etcd/internal.h"
+#include "grpc/health/v1/health.pb-c.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_MAX_MESSAGE_BYTES (8 * 1024 * 1024)
@@ -298,5 +299,21 @@ int etcd_call_async(etcd_client *c, const char *method, const char *what,
     free(a);
     return keel_error_set(err, -rc, "etcd %s: cannot start call", what);
   }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- health */
+
+int etcd_health(etcd_client *c, const char *service, int *status, keel_error *err) {
+  Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+  req.service = (char *)(service ? service : "");
+  ProtobufCMessage *resp = NULL;
+  char what[160];
+  snprintf(what, sizeof what, "Health.Check \"%.100s\"", req.service);
+  int rc = etcd_call(c, "/grpc.health.v1.Health/Check", what, &req.base,
+                     &grpc__health__v1__health_check_response__descriptor, true, &resp, err);
+  if (rc < 0) return rc;
+  *status = ((Grpc__Health__V1__HealthCheckResponse *)resp)->status;
+  protobuf_c_message_free_unpacked(resp, NULL);
   return 0;
 }

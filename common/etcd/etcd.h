@@ -106,6 +106,14 @@ void etcd_client_destroy(etcd_client *c);
 /* The endpoint calls currently go to (after failovers). */
 const char *etcd_client_endpoint(const etcd_client *c);
 
+/* grpc.health.v1 Check of `service` on the current endpoint: *status is the
+ * answer (1 SERVING, 2 NOT_SERVING); ENOENT (NOT_FOUND) when the server does
+ * not know the service. keel-store announces itself as the service
+ * "keel-store" (see ETCD_KEEL_STORE_HEALTH_SERVICE), which is how a client
+ * learns it talks to keel-store rather than etcd. */
+#define ETCD_KEEL_STORE_HEALTH_SERVICE "keel-store"
+int etcd_health(etcd_client *c, const char *service, int *status, keel_error *err);
+
 /* --------------------------------------------------------------- key-values */
 
 /* One key-value, borrowed from the result (or event) it belongs to. */

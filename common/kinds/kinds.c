@@ -259,3 +259,24 @@ ProtobufCMessage *api_message_clone(const ProtobufCMessage *msg) {
   if (buf != small) free(buf);
   return copy;
 }
+
+void api_message_strip_unknown(ProtobufCMessage *msg) {
+  if (!msg) return;
+  for (unsigned i = 0; i < msg->n_unknown_fields; i++) free(msg->unknown_fields[i].data);
+  free(msg->unknown_fields);
+  msg->unknown_fields = NULL;
+  msg->n_unknown_fields = 0;
+  const ProtobufCMessageDescriptor *d = msg->descriptor;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+    void *slot = (char *)msg + f->offset;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(size_t *)((char *)msg + f->quantifier_offset);
+      ProtobufCMessage **items = *(ProtobufCMessage ***)slot;
+      for (size_t j = 0; j < n; j++) api_message_strip_unknown(items[j]);
+    } else {
+      api_message_strip_unknown(*(ProtobufCMessage **)slot);
+    }
+  }
+}

@@ -87,6 +87,10 @@ bool api_kind_field_selectable(const api_kind *k, const char *field);
  * protobuf_c_message_free_unpacked(msg, NULL). NULL on allocation failure. */
 ProtobufCMessage *api_message_new(const ProtobufCMessageDescriptor *desc);
 
+/* Drops every unknown field (recursively): a client's fields this server does
+ * not know must not be stored and served back to everyone. */
+void api_message_strip_unknown(ProtobufCMessage *msg);
+
 /* Deep copy through pack/unpack; NULL on failure. */
 ProtobufCMessage *api_message_clone(const ProtobufCMessage *msg);
 

@@ -78,6 +78,10 @@ typedef struct rpc_tls_config {
   const char *key_file;
   const char *ca_file;
   const char *server_name_override;
+  /* Server only, with ca_file: a client certificate is verified when one is
+   * sent but not required (the application authenticates callers without
+   * one, e.g. by bearer token). Default: required. */
+  bool client_cert_optional;
 } rpc_tls_config;
 
 /* One metadata entry; keys are lowercase ASCII, values binary-safe ("-bin" keys). */

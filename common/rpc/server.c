@@ -293,8 +293,9 @@ int rpc_server_add_listener(rpc_server *srv, const char *addr, const rpc_tls_con
     grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
     creds = grpc_ssl_server_credentials_create_ex(
         ca, &pair, 1,
-        ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-           : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        !ca ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+        : tls->client_cert_optional ? GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY
+                                    : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY,
         NULL);
     free(cert);
     free(key);

@@ -148,7 +148,10 @@ int main(int argc, char **argv) {
                            .name = "keel-apiserver"};
   srv = rpc_server_create(&so, &err);
   if (!srv || apiserver_register(api, srv, &err) < 0) goto out;
-  rpc_tls_config tls = {.cert_file = tls_cert, .key_file = tls_key, .ca_file = client_ca};
+  /* A client certificate is one credential among others: verified when sent,
+   * not required (a token-only client must reach authentication to be told
+   * UNAUTHENTICATED, or to be let in). */
+  rpc_tls_config tls = {.cert_file = tls_cert, .key_file = tls_key, .ca_file = client_ca, .client_cert_optional = true};
   const char *default_listen[] = {"127.0.0.1:0"};
   const char **addrs = listen.count ? (const char **)listen.items : default_listen;
   int naddrs = listen.count ? listen.count : 1;

@@ -281,6 +281,10 @@ int main(int argc, char **argv) {
   if (!hub || watch_service_register(hub, srv, &err) < 0) goto out;
   store_metrics_set_watch_hub(smetrics, hub);
   if (rpc_server_start(srv, &err) < 0) goto out;
+  /* Who we are, for clients that care: keel-store sends a watch's progress
+   * notification only once the watch has delivered everything before it
+   * (etcd 3.4 may send it earlier), so keel-apiserver can trust it. */
+  rpc_server_set_health(srv, "keel-store", 1);
   for (int i = 0; i < c.listen_metrics.count; i++) {
     char addr[300];
     etcd_url_listen_addr(&c.metrics_urls[i], addr, sizeof(addr));

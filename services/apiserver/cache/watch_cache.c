@@ -557,7 +557,9 @@ static void on_store_events(void *arg, int64_t revision, const etcd_event *event
     dispatch_locked(c, ev, &ended, &nended);
     window_append_locked(c, ev);
   }
-  if (revision > c->revision) c->revision = revision;
+  /* The response's header revision says no earlier event is pending only on a
+   * store whose progress can be trusted (see watch_cache_options). */
+  if (c->opts.progress_trusted && revision > c->revision) c->revision = revision;
   pthread_cond_broadcast(&c->advanced);
   pthread_mutex_unlock(&c->mu);
   if (nended) end_watchers(ended, nended);
@@ -566,6 +568,7 @@ static void on_store_events(void *arg, int64_t revision, const etcd_event *event
 
 static void on_store_progress(void *arg, int64_t revision) {
   watch_cache *c = arg;
+  if (!c->opts.progress_trusted) return; /* may overtake events still on their way */
   pthread_mutex_lock(&c->mu);
   if (revision > c->revision) {
     c->revision = revision;
@@ -803,6 +806,8 @@ typedef struct history_fill {
   bool done;
   bool ended;
   int64_t compacted; /* > 0: `from` was compacted; this is the oldest revision left */
+  const unsigned char *sentinel; /* the key whose write marks the end of history */
+  size_t sentinel_len;
   cache_event **events;
   size_t n, cap;
 } history_fill;
@@ -818,10 +823,14 @@ static void history_on_events(void *arg, int64_t revision, const etcd_event *eve
   pthread_mutex_lock(&h->mu);
   for (size_t i = 0; i < n && !h->done; i++) {
     const etcd_event *e = &events[i];
-    if (e->kv.mod_revision > h->until) {
-      h->done = true;
-      break;
+    if (e->kv.key_len == h->sentinel_len && memcmp(e->kv.key, h->sentinel, h->sentinel_len) == 0) {
+      /* Our own write: everything before it has been delivered. (Its
+       * revision may not be known yet if the put's answer is slower than the
+       * event; any sentinel write after `until` proves the same.) */
+      if (e->kv.mod_revision > h->until) h->done = true;
+      continue;
     }
+    if (e->kv.mod_revision > h->until) continue; /* the live watch takes these */
     cache_object *obj = e->type == 0 ? decode_kv(h->c->kind, &e->kv) : NULL;
     cache_object *prev = e->has_prev_kv ? decode_kv(h->c->kind, &e->prev_kv) : NULL;
     if (!obj && !prev) continue;
@@ -843,16 +852,6 @@ static void history_on_events(void *arg, int64_t revision, const etcd_event *eve
   pthread_mutex_unlock(&h->mu);
 }
 
-static void history_on_progress(void *arg, int64_t revision) {
-  history_fill *h = arg;
-  pthread_mutex_lock(&h->mu);
-  if (revision >= h->until) {
-    h->done = true;
-    pthread_cond_signal(&h->cond);
-  }
-  pthread_mutex_unlock(&h->mu);
-}
-
 static void history_on_end(void *arg, int64_t compact_revision, const keel_error *why) {
   (void)why;
   history_fill *h = arg;
@@ -871,44 +870,44 @@ static void fill_history(watch_cache *c, int64_t until) {
   int64_t from = until - (int64_t)c->opts.window_events + 1;
   if (from < 1) from = 1;
   if (from > until) return;
-  static const etcd_watch_callbacks cb = {
-      .on_events = history_on_events, .on_progress = history_on_progress, .on_end = history_on_end};
+  static const etcd_watch_callbacks cb = {.on_events = history_on_events, .on_end = history_on_end};
+  /* The end of the history is marked by a write of our own: the key right
+   * after the kind's range (its prefix end, "/registry/pods0" for pods),
+   * which the history watch covers and nothing else uses. Its event arrives
+   * after every earlier one, on any store, whereas a progress notification
+   * may overtake history on etcd 3.4. */
+  unsigned char *end = NULL;
+  size_t end_len = 0;
+  if (etcd_prefix_end(c->prefix, c->prefix_len, &end, &end_len) < 0) return;
+  unsigned char *sentinel_end = malloc(end_len + 1);
+  if (!sentinel_end) {
+    free(end);
+    return;
+  }
+  memcpy(sentinel_end, end, end_len);
+  sentinel_end[end_len] = '\0'; /* [prefix, end + "\0") = the kind's keys and `end` itself */
   for (int attempt = 0; attempt < 3; attempt++) {
     history_fill h = {.c = c, .until = until};
     pthread_mutex_init(&h.mu, NULL);
     pthread_cond_init(&h.cond, NULL);
-    unsigned char *end = NULL;
-    size_t end_len = 0;
     etcd_watch *w = NULL;
-    if (etcd_prefix_end(c->prefix, c->prefix_len, &end, &end_len) == 0) {
-      etcd_watch_options wo = {.key = c->prefix, .key_len = c->prefix_len, .range_end = end,
-                               .range_end_len = end_len, .start_revision = from, .prev_kv = true,
-                               .fragment = true};
-      w = etcd_watch_start(objstore_etcd(c->opts.store), &wo, &cb, &h, NULL);
-    }
-    free(end);
+    etcd_watch_options wo = {.key = c->prefix, .key_len = c->prefix_len, .range_end = sentinel_end,
+                             .range_end_len = end_len + 1, .start_revision = from, .prev_kv = true,
+                             .fragment = true};
+    h.sentinel = end;
+    h.sentinel_len = end_len;
+    w = etcd_watch_start(objstore_etcd(c->opts.store), &wo, &cb, &h, NULL);
     bool complete = false;
     if (w) {
-      /* Progress is only reported once the watch has replayed its history, so
-       * ask until it is (or an event past `until` shows up). */
-      int64_t deadline = 0;
-      struct timespec now;
-      clock_gettime(CLOCK_REALTIME, &now);
-      deadline = now.tv_sec + 10;
-      pthread_mutex_lock(&h.mu);
-      while (!h.done && !h.ended) {
-        pthread_mutex_unlock(&h.mu);
-        etcd_watch_request_progress(w);
-        pthread_mutex_lock(&h.mu);
+      if (etcd_put(objstore_etcd(c->opts.store), end, end_len, "sentinel", 8, 0, NULL, NULL) == 0) {
         struct timespec until_ts;
         clock_gettime(CLOCK_REALTIME, &until_ts);
-        if (until_ts.tv_sec >= deadline) break;
-        until_ts.tv_nsec += 100 * 1000000L;
-        if (until_ts.tv_nsec >= 1000000000L) {
-          until_ts.tv_sec++;
-          until_ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&h.cond, &h.mu, &until_ts);
+        until_ts.tv_sec += 10;
+        pthread_mutex_lock(&h.mu);
+        while (!h.done && !h.ended)
+          if (pthread_cond_timedwait(&h.cond, &h.mu, &until_ts) == ETIMEDOUT) break;
+      } else {
+        pthread_mutex_lock(&h.mu);
       }
       complete = h.done;
       pthread_mutex_unlock(&h.mu);
@@ -926,9 +925,11 @@ static void fill_history(watch_cache *c, int64_t until) {
     int64_t compacted = h.compacted;
     pthread_mutex_destroy(&h.mu);
     pthread_cond_destroy(&h.cond);
-    if (complete || compacted <= from || compacted > until) return;
+    if (complete || compacted <= from || compacted > until) break;
     from = compacted; /* the history before it is gone: take what is left */
   }
+  free(end);
+  free(sentinel_end);
 }
 
 watch_cache *watch_cache_start(const watch_cache_options *opts, keel_error *err) {
@@ -1014,6 +1015,10 @@ void watch_cache_stop(watch_cache *c) {
   pthread_cond_destroy(&c->advanced);
   pthread_cond_destroy(&c->timer_wake);
   free(c);
+}
+
+bool watch_cache_progress_trusted(const watch_cache *c) {
+  return c->opts.progress_trusted;
 }
 
 int64_t watch_cache_revision(watch_cache *c) {

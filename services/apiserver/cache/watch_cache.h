@@ -57,6 +57,11 @@ typedef struct watch_cache_options {
   size_t window_events;     /* recent events kept; default 10000 */
   int bookmark_interval_ms; /* bookmarks to watchers that allow them; default 10000 */
   size_t watcher_queue;     /* pending events per watcher beyond its initial state; default 1000 */
+  /* The store sends a watch's progress notifications (and response header
+   * revisions) only once every earlier event was delivered: keel-store does;
+   * etcd 3.4.23 may not (etcd issue 15220). Untrusted, the cache's revision
+   * moves only with events, and consistent reads go to the store. */
+  bool progress_trusted;
 } watch_cache_options;
 
 /* Lists the kind and starts the store watch; returns once the cache holds the
@@ -66,6 +71,8 @@ watch_cache *watch_cache_start(const watch_cache_options *opts, keel_error *err)
 void watch_cache_stop(watch_cache *c);
 
 int64_t watch_cache_revision(watch_cache *c);
+bool watch_cache_progress_trusted(const watch_cache *c);
+bool watch_cache_progress_trusted(const watch_cache *c);
 /* Blocks until the cache has seen revision rev, asking the store for a progress
  * notification. 0, or -ETIMEDOUT. */
 int watch_cache_wait(watch_cache *c, int64_t rev, int timeout_ms);

@@ -116,6 +116,7 @@ static void on_request(rpc_call *call, const ProtobufCMessage *request, void *se
     return;
   }
   j->req = api_message_clone(request);
+  api_message_strip_unknown(j->req); /* never stored, never served back */
   if (!j->req) {
     atomic_fetch_sub(in_flight, 1);
     auth_identity_clear(&j->id);
@@ -246,6 +247,17 @@ static void do_get(job *j) {
     protobuf_c_message_free_unpacked(obj, NULL);
     return;
   }
+  if (rv > watch_cache_revision(c) && !watch_cache_progress_trusted(c)) {
+    /* The cache cannot prove it has caught up with rv (the store's progress
+     * is not trusted): the store answers. */
+    ProtobufCMessage *obj = NULL;
+    rc = objstore_get(j->a->store, j->kind, ns, req->name, &obj, NULL, &err);
+    if (rc == -ENOENT) keel_error_set(&err, ENOENT, "%s \"%s\" not found", j->kind->resource, req->name);
+    if (rc < 0) return finish_error(j->call, rc, &err);
+    rpc_call_reply(j->call, obj);
+    protobuf_c_message_free_unpacked(obj, NULL);
+    return;
+  }
   if (rv > 0 && watch_cache_wait(c, rv, 3000) < 0)
     return (void)rpc_call_finish(j->call, GRPC_STATUS_DEADLINE_EXCEEDED,
                                  "too large resource version: %lld, current: %lld", (long long)rv,
@@ -346,6 +358,10 @@ static void do_list(job *j) {
     return (void)rpc_call_finish(j->call, GRPC_STATUS_INVALID_ARGUMENT, "limit: Invalid value: %lld: must be >= 0",
                                  (long long)req->limit);
   bool from_store = exact || req->limit > 0 || (req->continue_ && *req->continue_);
+  watch_cache *c = apiserver_cache(j->a, j->kind);
+  /* A cache that cannot trust the store's progress cannot prove it is current:
+   * consistent reads (and versions it has not seen) go to the store. */
+  if (!watch_cache_progress_trusted(c) && (!rv_set || rv > watch_cache_revision(c))) from_store = true;
   selectors sel;
   if ((rc = selectors_parse(&sel, j->kind, req->label_selector, req->field_selector, &err)) < 0)
     return finish_error(j->call, rc, &err);
@@ -358,7 +374,6 @@ static void do_list(job *j) {
     store_list_clear(&sl);
     return;
   }
-  watch_cache *c = apiserver_cache(j->a, j->kind);
   int64_t want = rv;
   if (!rv_set) {
     /* Consistent list: wait until the cache has what the store has now. */
@@ -619,6 +634,12 @@ apiserver *apiserver_create(const apiserver_options *opts, keel_error *err) {
   if (apiserver_ops_init(a, err) < 0 || apiserver_rest_init(a, err) < 0) goto fail;
   a->store = objstore_new(opts->etcd, opts->storage_prefix, err);
   if (!a->store) goto fail;
+  /* keel-store announces itself; its progress notifications can be trusted
+   * (see watch_cache_options.progress_trusted). */
+  int health = 0;
+  bool trusted = etcd_health(opts->etcd, ETCD_KEEL_STORE_HEALTH_SERVICE, &health, NULL) == 0 && health == 1;
+  LOG_INFO("apiserver: store", "kind", trusted ? "keel-store" : "etcd", "progress_notify",
+           trusted ? "trusted" : "untrusted: consistent reads go to the store");
   size_t n;
   const api_kind *ks = api_kinds(&n);
   a->ncaches = n;
@@ -635,6 +656,7 @@ apiserver *apiserver_create(const apiserver_options *opts, keel_error *err) {
         .window_events = opts->watch_window,
         .bookmark_interval_ms = opts->bookmark_interval_ms,
         .watcher_queue = opts->watcher_queue,
+        .progress_trusted = trusted,
     };
     a->caches[i] = watch_cache_start(&co, err);
     if (!a->caches[i]) goto fail;

@@ -536,6 +536,14 @@ void apiserver_do_update(apiserver *a, const api_kind *k, const api_responder *c
       rc = conflict(&err, k, name);
       goto fail;
     }
+    const Keel__Api__V1__ObjectMeta *cm = api_object_meta(k, cur);
+    if (rm->uid && *rm->uid && cm && strcmp(rm->uid, cm->uid) != 0) {
+      /* The client updates another incarnation of the object (deleted and
+       * created again under the same name). */
+      rc = keel_error_set(&err, ESTALE,
+                          "Precondition failed: UID in precondition: %s, UID in object meta: %s", cm->uid, rm->uid);
+      goto fail;
+    }
     if (sub) {
       /* UpdateStatus: the stored object with the new status. */
       next = api_message_clone(cur);
@@ -626,6 +634,13 @@ void apiserver_do_delete(apiserver *a, const api_kind *k, const api_responder *c
     Keel__Api__V1__ObjectMeta *cm = api_object_meta_ensure(k, cur);
     rc = authorize(id, k, "delete", NULL, ns, req->name, pod_node(k, cur), NULL, &err);
     if (rc < 0) goto done;
+    if (strcmp(k->kind, "Namespace") == 0 &&
+        (strcmp(req->name, "default") == 0 || strcmp(req->name, "kube-system") == 0 ||
+         strcmp(req->name, "kube-public") == 0)) {
+      rc = keel_error_set(&err, EACCES, "namespaces \"%s\" is forbidden: this namespace may not be deleted",
+                          req->name);
+      goto done;
+    }
     if (req->preconditions) {
       const char *puid = req->preconditions->uid, *prv = req->preconditions->resource_version;
       if (puid && *puid && strcmp(puid, cm->uid) != 0) {
@@ -741,11 +756,12 @@ void apiserver_do_bind(apiserver *a, const api_kind *k, const api_responder *cal
                                  "\"Node\"",
                                  name, b->target->kind);
   for (int attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
-    ProtobufCMessage *cur = NULL;
+    ProtobufCMessage *cur = NULL, *old = NULL;
     int64_t cur_rev = 0, rev = 0;
     int rc = objstore_get(a->store, k, ns, name, &cur, &cur_rev, &err);
     if (rc < 0) return finish_rc(call, rc, &err);
     Keel__Api__V1__Pod *pod = (Keel__Api__V1__Pod *)cur;
+    old = api_message_clone(cur); /* to validate the binding against */
     rc = authorize(id, k, "create", "binding", ns, name, pod_node(k, cur), b->target->name, &err);
     if (rc < 0) goto done;
     if (pod->spec && pod->spec->node_name && *pod->spec->node_name) {
@@ -782,17 +798,33 @@ void apiserver_do_bind(apiserver *a, const api_kind *k, const api_responder *cal
     }
     set_str(&cond->status, "True");
     set_timestamp(&cond->last_transition_time, timestamp_at(time(NULL)));
+    /* The bound pod as a whole must still be valid (a node name that is no
+     * DNS subdomain would make every later update of it fail). */
+    if (!old) {
+      rc = keel_error_set(&err, ENOMEM, "out of memory");
+      goto done;
+    }
+    if ((rc = api_validate(k, cur, old, "binding", &err)) < 0) goto done;
+    if (dry_run(call)) {
+      reply_object(call, k, cur, cur_rev);
+      protobuf_c_message_free_unpacked(cur, NULL);
+      protobuf_c_message_free_unpacked(old, NULL);
+      return;
+    }
     rc = objstore_update(a->store, k, cur, cur_rev, NULL, &rev, &err);
     if (rc == -ESTALE) {
       protobuf_c_message_free_unpacked(cur, NULL);
+      protobuf_c_message_free_unpacked(old, NULL);
       continue;
     }
     if (rc < 0) goto done;
     reply_object(call, k, cur, rev);
     protobuf_c_message_free_unpacked(cur, NULL);
+    protobuf_c_message_free_unpacked(old, NULL);
     return;
   done:
     protobuf_c_message_free_unpacked(cur, NULL);
+    if (old) protobuf_c_message_free_unpacked(old, NULL);
     return finish_rc(call, rc, &err);
   }
   respond_error(call, GRPC_STATUS_ABORTED, "pods/binding \"%s\": too many concurrent writers", name);
@@ -925,6 +957,11 @@ void apiserver_do_update_scale(apiserver *a, const api_kind *k, const api_respon
     if ((*r)->value != want) {
       (*r)->value = want;
       api_object_meta(k, cur)->generation++;
+    }
+    if (dry_run(call)) {
+      reply_scale(call, k, cur, cur_rev);
+      protobuf_c_message_free_unpacked(cur, NULL);
+      return;
     }
     rc = objstore_update(a->store, k, cur, cur_rev, NULL, &rev, &err);
     if (rc == -ESTALE && has_rv <= 0) {

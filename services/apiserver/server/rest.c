@@ -379,8 +379,12 @@ static enum MHD_Result do_rest_list(apiserver *a, struct MHD_Connection *conn, c
   selectors sel;
   if (selectors_parse(&sel, k, query(conn, "labelSelector"), query(conn, "fieldSelector"), &err) < 0)
     return respond_status(conn, GRPC_STATUS_INVALID_ARGUMENT, "%s", err.message);
-  if (limit > 0 || (cont && *cont) || exact) {
-    /* Pages and exact versions come from the store (see list.c). */
+  watch_cache *c = apiserver_cache(a, k);
+  long long asked = rvs && *rvs ? atoll(rvs) : -1;
+  bool untrusted_fresh = !watch_cache_progress_trusted(c) && (asked < 0 || asked > watch_cache_revision(c));
+  if (limit > 0 || (cont && *cont) || exact || untrusted_fresh) {
+    /* Pages and exact versions come from the store (see list.c), and so do
+     * consistent reads when the cache cannot prove it is current. */
     int64_t exact_rev = exact && rvs ? atoll(rvs) : 0;
     if (exact && exact_rev <= 0) {
       selectors_free(&sel);
@@ -405,7 +409,6 @@ static enum MHD_Result do_rest_list(apiserver *a, struct MHD_Connection *conn, c
     return respond_json(conn, 200, json_pack("{s:s, s:s, s:o, s:o}", "kind", kind_list, "apiVersion", k->api_version,
                                              "metadata", meta, "items", arr));
   }
-  watch_cache *c = apiserver_cache(a, k);
   int64_t want = 0;
   if (!rvs || !*rvs) {
     if (objstore_current_revision(a->store, &want, &err) < 0) {

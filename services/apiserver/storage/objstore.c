@@ -122,7 +122,8 @@ int objstore_get(objstore *s, const api_kind *k, const char *ns, const char *nam
                  ProtobufCMessage **obj, int64_t *rev, keel_error *err) {
   char key[OBJSTORE_KEY_MAX];
   int rc = objstore_key(s, k, ns, name, key, sizeof key);
-  if (rc < 0) return keel_error_set(err, -rc, "%s \"%s\": key too long", k->resource, name);
+  /* No object has a key that long: names are validated on create. */
+  if (rc < 0) return keel_error_set(err, ENOENT, "%s \"%.64s...\" not found", k->resource, name);
   etcd_range_result r;
   rc = etcd_range(s->etcd, key, strlen(key), NULL, 0, 0, 0, false, false, &r, err);
   if (rc < 0) return rc;
@@ -238,7 +239,7 @@ int objstore_delete(objstore *s, const api_kind *k, const char *ns, const char *
                     int64_t expected_rev, const objstore_extra *extra, int64_t *rev, keel_error *err) {
   char key[OBJSTORE_KEY_MAX];
   if (objstore_key(s, k, ns, name, key, sizeof key) < 0)
-    return keel_error_set(err, ENAMETOOLONG, "%s \"%s\": key too long", k->resource, name);
+    return keel_error_set(err, ENOENT, "%s \"%.64s...\" not found", k->resource, name);
   etcd_op del = {.type = ETCD_OP_DELETE, .key = key, .key_len = strlen(key)};
   etcd_txn_result r;
   /* expected_rev 0: any version; the guard is only "the key exists". */
