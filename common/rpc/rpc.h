@@ -226,6 +226,12 @@ int rpc_call_add_initial_metadata(rpc_call *call, const char *key, const char *v
 int rpc_call_add_trailing_metadata(rpc_call *call, const char *key, const char *value,
                                    size_t value_len);
 
+/* Inside on_request only: takes ownership of the request message (free it with
+ * protobuf_c_message_free_unpacked(msg, NULL)), so a handler that finishes the
+ * call later on another thread keeps it without copying. NULL when already
+ * taken (or outside on_request). */
+ProtobufCMessage *rpc_call_take_request(rpc_call *call);
+
 /* Per-call state: destroy(ptr) runs when the call is freed. */
 void rpc_call_set_user_data(rpc_call *call, void *ptr, void (*destroy)(void *));
 void *rpc_call_user_data(const rpc_call *call);

@@ -90,6 +90,7 @@ typedef struct md_list {
 } md_list;
 
 struct rpc_call {
+  ProtobufCMessage *request; /* unary/server-streaming: during on_request, until taken */
   rpc_tag recv_close_tag;
   rpc_tag send_tag;
   rpc_tag recv_msg_tag;
@@ -664,6 +665,13 @@ void rpc_call_set_user_data(rpc_call *c, void *ptr, void (*destroy)(void *)) {
 }
 void *rpc_call_user_data(const rpc_call *c) { return c->user_data; }
 
+ProtobufCMessage *rpc_call_take_request(rpc_call *c) {
+  /* Only the handler's own thread, inside on_request, ever sees c->request. */
+  ProtobufCMessage *req = c->request;
+  c->request = NULL;
+  return req;
+}
+
 bool rpc_call_is_cancelled(const rpc_call *c) {
   rpc_call *mc = (rpc_call *)c;
   pthread_mutex_lock(&mc->mu);
@@ -1156,8 +1164,10 @@ static void dispatch(rpc_call *c, grpc_byte_buffer *payload) {
       rpc_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: %s", m->path,
                       payload ? "cannot decode request" : "request message missing");
     } else {
+      c->request = req;
       m->handler.on_request(c, req, m->ctx);
-      protobuf_c_message_free_unpacked(req, NULL);
+      if (c->request) protobuf_c_message_free_unpacked(c->request, NULL);
+      c->request = NULL;
     }
     pthread_mutex_lock(&c->mu);
     c->in_handler = false;

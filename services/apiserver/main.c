@@ -42,7 +42,8 @@ int main(int argc, char **argv) {
   char *service_cidr = "10.96.0.0/16", *node_port_range = "30000-32767";
   char *level_name = "info", *format_name = "text";
   bool anonymous_admin = false;
-  int64_t threads = 0, max_reads = 400, max_writes = 200, watch_cache_size = 10000;
+  int64_t threads = 2, max_reads = 400, max_writes = 200, watch_cache_size = 10000;
+  int64_t read_workers = 32, write_workers = 64;
   int64_t max_request_bytes = 3 << 20, bookmark_ms = 10000, shutdown_grace_ms = 1500, event_ttl_ms = 3600 * 1000;
   const flag_def defs[] = {
       FLAG_STRING_LIST("listen", &listen,
@@ -69,7 +70,14 @@ int main(int argc, char **argv) {
       FLAG_DURATION("event-ttl", &event_ttl_ms, "how long Events are kept (a store lease expires them)"),
       FLAG_INT("watch-cache-size", &watch_cache_size, "recent events kept per resource for watches"),
       FLAG_DURATION("bookmark-interval", &bookmark_ms, "how often watchers that allow them get bookmarks"),
-      FLAG_INT("threads", &threads, "completion-queue threads (0: half the cores)"),
+      /* Two queues even on 2 cores: Debian's libgrpc checks every completion
+       * against all of its queue's outstanding operations (a debug build), so
+       * 10,000 watches on one queue cost a linear scan per event; two halve it
+       * for a few more thread hand-offs (bench/apiserver/README.md). */
+      FLAG_INT("threads", &threads,
+               "completion-queue threads; open watches are spread over them (0: half the cores)"),
+      FLAG_INT("read-workers", &read_workers, "threads serving reads that go to the store"),
+      FLAG_INT("write-workers", &write_workers, "threads serving writes (each waits on one store call)"),
       FLAG_DURATION("shutdown-grace", &shutdown_grace_ms, "how long in-flight calls may finish after SIGTERM"),
       FLAG_STRING("http-listen", &http_listen,
                   "address of the REST/JSON gateway, /metrics and /healthz (\"\" disables)"),
@@ -98,6 +106,9 @@ int main(int argc, char **argv) {
   else if (parse_port_range(node_port_range, &np_lo, &np_hi) < 0) bad = "--service-node-port-range: expected LOW-HIGH";
   else if (max_reads < 1 || max_writes < 1) bad = "--max-requests-inflight and --max-mutating-requests-inflight: at least 1";
   else if (watch_cache_size < 100) bad = "--watch-cache-size: at least 100";
+  else if (read_workers < 1 || read_workers > 1024 || write_workers < 1 || write_workers > 1024)
+    bad = "--read-workers and --write-workers: 1..1024";
+  else if (threads < 0 || threads > 64) bad = "--threads: 0..64";
   else if (!anonymous_admin && !token_file && !client_ca)
     bad = "no way to authenticate: give --token-auth-file and/or --client-ca-file, or --anonymous-admin";
   if (bad) {
@@ -130,6 +141,8 @@ int main(int argc, char **argv) {
       .etcd = etcd,
       .storage_prefix = etcd_prefix,
       .auth = auth,
+      .read_workers = (int)read_workers,
+      .write_workers = (int)write_workers,
       .max_reads_in_flight = (int)max_reads,
       .max_writes_in_flight = (int)max_writes,
       .service_cidr = service_cidr,

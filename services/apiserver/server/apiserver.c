@@ -70,6 +70,7 @@ typedef struct job {
   ProtobufCMessage *req;
   auth_identity id;
   bool write;
+  bool counted; /* against the in-flight limit */
 } job;
 
 static void job_free(job *j) {
@@ -104,9 +105,13 @@ static void on_request(rpc_call *call, const ProtobufCMessage *request, void *se
   snprintf(j->method, sizeof j->method, "%s", method);
   j->write = strcmp(method, "Get") != 0 && strcmp(method, "List") != 0 && strcmp(method, "Watch") != 0 &&
              strcmp(method, "GetScale") != 0;
+  /* Watches are long-running: like kube-apiserver, they are not counted against
+   * the in-flight limits (a client opening thousands of them is bounded by
+   * the per-watcher queues instead). */
+  j->counted = strcmp(method, "Watch") != 0;
   atomic_int *in_flight = j->write ? &a->writes_in_flight : &a->reads_in_flight;
   int limit = j->write ? a->opts.max_writes_in_flight : a->opts.max_reads_in_flight;
-  if (atomic_fetch_add(in_flight, 1) >= limit) {
+  if (j->counted && atomic_fetch_add(in_flight, 1) >= limit) {
     atomic_fetch_sub(in_flight, 1);
     bool write = j->write;
     auth_identity_clear(&j->id);
@@ -115,10 +120,11 @@ static void on_request(rpc_call *call, const ProtobufCMessage *request, void *se
                     "too many requests in flight (%s limit %d): retry later", write ? "write" : "read", limit);
     return;
   }
-  j->req = api_message_clone(request);
+  j->req = rpc_call_take_request(call); /* no copy: the job owns it now */
+  if (!j->req) j->req = api_message_clone(request);
   api_message_strip_unknown(j->req); /* never stored, never served back */
   if (!j->req) {
-    atomic_fetch_sub(in_flight, 1);
+    if (j->counted) atomic_fetch_sub(in_flight, 1);
     auth_identity_clear(&j->id);
     free(j);
     rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -126,7 +132,7 @@ static void on_request(rpc_call *call, const ProtobufCMessage *request, void *se
   }
   rpc_call_ref(call);
   if (sched_submit(j->write ? a->writes : a->reads, run_job, j) < 0) {
-    atomic_fetch_sub(in_flight, 1);
+    if (j->counted) atomic_fetch_sub(in_flight, 1);
     rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "server shutting down");
     job_free(j);
   }
@@ -524,7 +530,7 @@ static void run_job(void *arg) {
   else if (strcmp(m, "GetScale") == 0) apiserver_do_get_scale(a, j->kind, &r, &j->id, j->req);
   else if (strcmp(m, "UpdateScale") == 0) apiserver_do_update_scale(a, j->kind, &r, &j->id, j->req);
   else rpc_call_finish(j->call, GRPC_STATUS_UNIMPLEMENTED, "method %s is not implemented", m);
-  atomic_fetch_sub(j->write ? &a->writes_in_flight : &a->reads_in_flight, 1);
+  if (j->counted) atomic_fetch_sub(j->write ? &a->writes_in_flight : &a->reads_in_flight, 1);
   job_free(j);
 }
 
@@ -624,8 +630,10 @@ apiserver *apiserver_create(const apiserver_options *opts, keel_error *err) {
     return NULL;
   }
   a->opts = *opts;
-  if (a->opts.read_workers <= 0) a->opts.read_workers = 4;
-  if (a->opts.write_workers <= 0) a->opts.write_workers = 16;
+  /* Workers wait on the store (synchronous calls): their number is how many
+   * store calls can be in flight, not a CPU count. */
+  if (a->opts.read_workers <= 0) a->opts.read_workers = 32;
+  if (a->opts.write_workers <= 0) a->opts.write_workers = 64;
   if (a->opts.max_reads_in_flight <= 0) a->opts.max_reads_in_flight = 400;
   if (a->opts.max_writes_in_flight <= 0) a->opts.max_writes_in_flight = 200;
   if (!a->opts.service_cidr) a->opts.service_cidr = "10.96.0.0/16";

@@ -25,7 +25,7 @@ typedef struct apiserver_options {
   etcd_client *etcd;            /* borrowed */
   const char *storage_prefix;   /* default "/registry" */
   const authenticator *auth;    /* borrowed */
-  int read_workers, write_workers;        /* default 4 and 16 */
+  int read_workers, write_workers;        /* store calls in flight; default 32 and 64 */
   int max_reads_in_flight, max_writes_in_flight; /* default 400 and 200 */
   const char *service_cidr;     /* ClusterIP range, default "10.96.0.0/16" */
   int node_port_min, node_port_max;      /* default 30000-32767 */
