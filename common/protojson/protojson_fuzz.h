@@ -1,6 +1,6 @@
 /* common/protojson/protojson_fuzz.h — the JSON mapping fuzz target
  * (protojson_fuzz.c), for libFuzzer and for the standalone driver
- * (protojson_fuzz_main.c).
+ * (common/fuzz/standalone_main.c).
  *
  * Input: byte 0 picks the message type (mod 5: Pod, Deployment, Service, Node,
  * Namespace), the rest is JSON text for protojson_from_string. A refusal must

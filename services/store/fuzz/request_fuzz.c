@@ -3,7 +3,7 @@
  * to the in-memory engine (services/store/engine/kv.h) plus the lessor, the
  * way store.c's apply thread does, against an independent model.
  *
- * LLVMFuzzerTestOneInput is the libFuzzer entry point; request_fuzz_main.c
+ * LLVMFuzzerTestOneInput is the libFuzzer entry point; common/fuzz/standalone_main.c
  * drives the same function without libFuzzer. Input:
  *
  *   byte 0   bits 0-2  request type (single mode):

@@ -1,5 +1,5 @@
 /* services/store/fuzz/request_fuzz.h — what request_fuzz.c (the target),
- * request_fuzz_mutator.c (structure-aware mutations) and request_fuzz_main.c
+ * request_fuzz_mutator.c (structure-aware mutations) and common/fuzz/standalone_main.c
  * (the standalone driver) share. The input format is described in
  * request_fuzz.c. */
 #ifndef KEEL_SERVICES_STORE_FUZZ_REQUEST_FUZZ_H

@@ -2,7 +2,7 @@
  * read back from disk: WAL recovery (real files through wal_open), the frame
  * scanner, the record codec and the snapshot parser.
  *
- * LLVMFuzzerTestOneInput is the libFuzzer entry point; wal_fuzz_main.c drives
+ * LLVMFuzzerTestOneInput is the libFuzzer entry point; common/fuzz/standalone_main.c drives
  * the same function without libFuzzer (random mutations of built-in seeds)
  * when clang's -fsanitize=fuzzer is unavailable. Input: [mode][options][data].
  *
