@@ -280,3 +280,59 @@ void api_message_strip_unknown(ProtobufCMessage *msg) {
     }
   }
 }
+
+/* A map field: repeated XxxEntry messages with key (1) and value (2). */
+static bool is_map_entry(const ProtobufCMessageDescriptor *d) {
+  size_t len = strlen(d->name);
+  return d->n_fields == 2 && len > 5 && strcmp(d->name + len - 5, "Entry") == 0 && d->fields[0].id == 1 &&
+         strcmp(d->fields[0].name, "key") == 0 && d->fields[1].id == 2 && strcmp(d->fields[1].name, "value") == 0;
+}
+
+/* Keeps the last entry for each key of a map field (string keys; other key
+ * types compare their raw storage). */
+static void dedupe_map(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f) {
+  size_t *n = (size_t *)((char *)msg + f->quantifier_offset);
+  ProtobufCMessage **items = *(ProtobufCMessage ***)((char *)msg + f->offset);
+  const ProtobufCFieldDescriptor *kf = &((const ProtobufCMessageDescriptor *)f->descriptor)->fields[0];
+  size_t out = 0;
+  for (size_t i = 0; i < *n; i++) {
+    bool later = false;
+    for (size_t j = i + 1; j < *n && !later; j++) {
+      const void *a = (const char *)items[i] + kf->offset, *b = (const char *)items[j] + kf->offset;
+      if (kf->type == PROTOBUF_C_TYPE_STRING) {
+        const char *sa = *(const char *const *)a, *sb = *(const char *const *)b;
+        later = strcmp(sa ? sa : "", sb ? sb : "") == 0;
+      } else if (kf->type == PROTOBUF_C_TYPE_INT64 || kf->type == PROTOBUF_C_TYPE_UINT64 ||
+                 kf->type == PROTOBUF_C_TYPE_SINT64 || kf->type == PROTOBUF_C_TYPE_FIXED64 ||
+                 kf->type == PROTOBUF_C_TYPE_SFIXED64) {
+        later = memcmp(a, b, 8) == 0;
+      } else if (kf->type == PROTOBUF_C_TYPE_BOOL) {
+        later = *(const protobuf_c_boolean *)a == *(const protobuf_c_boolean *)b;
+      } else {
+        later = memcmp(a, b, 4) == 0;
+      }
+    }
+    if (later) protobuf_c_message_free_unpacked(items[i], NULL);
+    else items[out++] = items[i];
+  }
+  *n = out;
+}
+
+void api_message_normalize(ProtobufCMessage *msg) {
+  if (!msg) return;
+  api_message_strip_unknown(msg);
+  const ProtobufCMessageDescriptor *d = msg->descriptor;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+    void *slot = (char *)msg + f->offset;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      if (is_map_entry(f->descriptor)) dedupe_map(msg, f);
+      size_t n = *(size_t *)((char *)msg + f->quantifier_offset);
+      ProtobufCMessage **items = *(ProtobufCMessage ***)slot;
+      for (size_t j = 0; j < n; j++) api_message_normalize(items[j]);
+    } else {
+      api_message_normalize(*(ProtobufCMessage **)slot);
+    }
+  }
+}

@@ -88,8 +88,16 @@ bool api_kind_field_selectable(const api_kind *k, const char *field);
 ProtobufCMessage *api_message_new(const ProtobufCMessageDescriptor *desc);
 
 /* Drops every unknown field (recursively): a client's fields this server does
- * not know must not be stored and served back to everyone. */
+ * not know must not be stored and served back to everyone. (protobuf-c also
+ * keeps a malformed field-0 tag as an unknown field and packs it in a form its
+ * own decoder refuses, so a stored one would poison the key.) */
 void api_message_strip_unknown(ProtobufCMessage *msg);
+
+/* What the apiserver does to every request before anything else: strips
+ * unknown fields and keeps the last entry of each key in every map field, as
+ * proto3 (and Kubernetes' Go maps) read a repeated key; otherwise the JSON
+ * view (last) and label selectors (first) would disagree about the object. */
+void api_message_normalize(ProtobufCMessage *msg);
 
 /* Deep copy through pack/unpack; NULL on failure. */
 ProtobufCMessage *api_message_clone(const ProtobufCMessage *msg);

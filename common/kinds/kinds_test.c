@@ -84,10 +84,42 @@ static void test_field_text(void **state) {
   protobuf_c_message_free_unpacked(&pod->base, NULL);
 }
 
+/* A repeated map key: the last entry wins; unknown fields are dropped. */
+static void test_normalize(void **state) {
+  (void)state;
+  const api_kind *k = api_kind_by_resource("pods");
+  Keel__Api__V1__Pod *pod = (Keel__Api__V1__Pod *)api_message_new(k->object);
+  Keel__Api__V1__ObjectMeta *m = api_object_meta_ensure(k, &pod->base);
+  const char *keys[] = {"app", "tier", "app"}, *values[] = {"guestbook", "fe", "payment"};
+  m->labels = calloc(3, sizeof *m->labels);
+  for (int i = 0; i < 3; i++) {
+    m->labels[i] = (Keel__Api__V1__ObjectMeta__LabelsEntry *)api_message_new(
+        &keel__api__v1__object_meta__labels_entry__descriptor);
+    m->labels[i]->key = strdup(keys[i]);
+    m->labels[i]->value = strdup(values[i]);
+  }
+  m->n_labels = 3;
+  /* An unknown field (number 999) on the metadata. */
+  m->base.n_unknown_fields = 1;
+  m->base.unknown_fields = calloc(1, sizeof *m->base.unknown_fields);
+  m->base.unknown_fields[0].tag = 999;
+  m->base.unknown_fields[0].wire_type = PROTOBUF_C_WIRE_TYPE_VARINT;
+  m->base.unknown_fields[0].len = 1;
+  m->base.unknown_fields[0].data = calloc(1, 1);
+  api_message_normalize(&pod->base);
+  assert_int_equal(m->n_labels, 2);
+  assert_string_equal(m->labels[0]->key, "tier");
+  assert_string_equal(m->labels[1]->key, "app");
+  assert_string_equal(m->labels[1]->value, "payment");
+  assert_int_equal(m->base.n_unknown_fields, 0);
+  protobuf_c_message_free_unpacked(&pod->base, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lookups),
       cmocka_unit_test(test_field_text),
+      cmocka_unit_test(test_normalize),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -304,6 +304,7 @@ static bool handle_object(const api_kind *k, const uint8_t *b, size_t n, const u
   ProtobufCMessage *obj = protobuf_c_message_unpack(k->object, NULL, n, b);
   if (!obj) return false;
   if (!protobuf_c_message_check(obj)) violation("message-check", "%s decoded but fails the check", k->kind);
+  api_message_normalize(obj); /* as the server does with every request */
   ProtobufCMessage *old = on ? protobuf_c_message_unpack(k->object, NULL, on, ob) : NULL;
   /* Validation never sees undefaulted objects in the server, but must not
    * crash on them either. */
@@ -311,6 +312,7 @@ static bool handle_object(const api_kind *k, const uint8_t *b, size_t n, const u
 
   ProtobufCMessage *d = protobuf_c_message_unpack(k->object, NULL, n, b);
   if (!d) abort(); /* it decoded a moment ago */
+  api_message_normalize(d);
   api_default(k, d);
   size_t n1;
   uint8_t *b1 = packed(d, &n1);

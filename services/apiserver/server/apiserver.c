@@ -122,7 +122,7 @@ static void on_request(rpc_call *call, const ProtobufCMessage *request, void *se
   }
   j->req = rpc_call_take_request(call); /* no copy: the job owns it now */
   if (!j->req) j->req = api_message_clone(request);
-  api_message_strip_unknown(j->req); /* never stored, never served back */
+  api_message_normalize(j->req); /* unknown fields dropped, one entry per map key */
   if (!j->req) {
     if (j->counted) atomic_fetch_sub(in_flight, 1);
     auth_identity_clear(&j->id);
