@@ -308,7 +308,8 @@ static void map_clear(object_map *m) {
 
 struct cache_watcher {
   atomic_int refs;
-  watch_cache *cache;
+  watch_cache *cache; /* NULL once the cache stopped (under w->mu) */
+  const api_kind *kind;
   struct cache_watcher *prev_w, *next_w; /* c->watchers, under c->mu */
   bool registered;                        /* under c->mu */
   cache_watch_options opts;
@@ -365,7 +366,7 @@ static void watcher_unref(cache_watcher *w) {
 
 /* Under w->mu: hands pending events to the sink until it is full. */
 static void watcher_flush_locked(cache_watcher *w) {
-  const api_kind *k = w->cache->kind;
+  const api_kind *k = w->kind;
   while (w->qcount > 0 && !w->blocked && !w->dead) {
     struct pending *p = &w->queue[w->qhead];
     const rpc_shared_message *m = p->ev ? event_wire(k, p->ev, p->type) : p->bookmark;
@@ -456,6 +457,11 @@ static void unlink_watcher_locked(watch_cache *c, cache_watcher *w) {
   w->prev_w = w->next_w = NULL;
   w->registered = false;
   c->nwatchers--;
+  /* For good: the owner's watch_cache_watcher_stop must not touch c, which
+   * may be stopped and freed by then. */
+  pthread_mutex_lock(&w->mu);
+  w->cache = NULL;
+  pthread_mutex_unlock(&w->mu);
 }
 
 /* Calls end() for the watchers in list (taking their references). The sink's
@@ -557,9 +563,12 @@ static void on_store_events(void *arg, int64_t revision, const etcd_event *event
     dispatch_locked(c, ev, &ended, &nended);
     window_append_locked(c, ev);
   }
-  /* The response's header revision says no earlier event is pending only on a
-   * store whose progress can be trusted (see watch_cache_options). */
-  if (c->opts.progress_trusted && revision > c->revision) c->revision = revision;
+  /* Not the response's header revision, on any store: a catch-up from
+   * history arrives in several responses that all carry the revision the
+   * whole catch-up reaches (keel-store: its round's end; etcd: the store's
+   * revision), so later responses still hold events below it. Only a
+   * progress notification says nothing at or below a revision is pending. */
+  (void)revision;
   pthread_cond_broadcast(&c->advanced);
   pthread_mutex_unlock(&c->mu);
   if (nended) end_watchers(ended, nended);
@@ -712,26 +721,28 @@ static void *timer_main(void *arg) {
       etcd_watch *old = c->watch;
       c->watch = NULL;
       bool relist = c->need_relist;
+      /* Clear the flags now, while the lock is held: the new watch may fail
+       * (on_store_end sets them again) before this thread takes the lock back,
+       * and that failure must not be overwritten. */
+      c->watch_broken = false;
+      c->need_relist = false;
       int64_t from = c->revision + 1;
       pthread_mutex_unlock(&c->mu);
       if (old) etcd_watch_stop(old);
       keel_error err = {0};
-      object_map fresh = {0};
-      int64_t list_rev = 0;
       bool listed = false;
       if (relist) {
         /* Events were lost to compaction: start over from a new list. Every
          * watcher ends; its re-watch is too old for the new window, so its
-         * client relists too. */
+         * client relists too. The new state is in place before the new watch
+         * starts, so none of its events is applied to the old one. */
+        object_map fresh = {0};
+        int64_t list_rev = 0;
         listed = map_init(&fresh) == 0 && list_store(c, &fresh, &list_rev, &err) == 0;
-        if (listed) from = list_rev + 1;
-      }
-      etcd_watch *w = (!relist || listed) ? start_store_watch(c, from, &err) : NULL;
-      cache_watcher **ended = NULL;
-      size_t nended = 0;
-      pthread_mutex_lock(&c->mu);
-      if (w) {
-        if (relist) {
+        if (listed) {
+          cache_watcher **ended = NULL;
+          size_t nended = 0;
+          pthread_mutex_lock(&c->mu);
           map_clear(&c->objects);
           free(c->objects.buckets);
           c->objects = fresh;
@@ -739,28 +750,29 @@ static void *timer_main(void *arg) {
           for (size_t i = 0; i < c->wcount; i++) event_unref(c->window[(c->whead + i) % c->opts.window_events]);
           c->whead = c->wcount = 0;
           c->revision = c->window_start = list_rev;
-          c->need_relist = false;
           reset_watchers_locked(c, "watch cache reinitialized after compaction: watch again", &ended, &nended);
           pthread_cond_broadcast(&c->advanced);
+          pthread_mutex_unlock(&c->mu);
+          if (nended) end_watchers(ended, nended);
+          else free(ended);
+          from = list_rev + 1;
         }
+        if (fresh.buckets) {
+          map_clear(&fresh);
+          free(fresh.buckets);
+        }
+      }
+      etcd_watch *w = (!relist || listed) ? start_store_watch(c, from, &err) : NULL;
+      pthread_mutex_lock(&c->mu);
+      if (w) {
         c->watch = w;
-        c->watch_broken = false;
         backoff_ms = 100;
       } else {
+        c->watch_broken = true;
+        if (relist && !listed) c->need_relist = true;
         LOG_WARN("watch cache: cannot restart the store watch", "resource", c->kind->resource, "error",
                  err.message);
         backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;
-      }
-      if (fresh.buckets) {
-        map_clear(&fresh);
-        free(fresh.buckets);
-      }
-      if (nended) {
-        pthread_mutex_unlock(&c->mu);
-        end_watchers(ended, nended);
-        pthread_mutex_lock(&c->mu);
-      } else {
-        free(ended);
       }
       continue;
     }
@@ -1107,6 +1119,7 @@ int watch_cache_watch(watch_cache *c, const cache_watch_options *opts, const cac
   if (!w) return keel_error_set(err, ENOMEM, "watch: out of memory");
   atomic_init(&w->refs, 2); /* the caller's and the registration's */
   w->cache = c;
+  w->kind = c->kind;
   w->opts = *opts;
   w->sink = *sink;
   pthread_mutex_init(&w->mu, NULL);
@@ -1190,11 +1203,16 @@ void watch_cache_watcher_writable(cache_watcher *w) {
 
 void watch_cache_watcher_stop(cache_watcher *w) {
   if (!w) return;
-  watch_cache *c = w->cache;
-  pthread_mutex_lock(&c->mu);
-  bool was_registered = w->registered;
-  unlink_watcher_locked(c, w);
-  pthread_mutex_unlock(&c->mu);
+  pthread_mutex_lock(&w->mu);
+  watch_cache *c = w->cache; /* NULL: the cache stopped and unregistered it */
+  pthread_mutex_unlock(&w->mu);
+  bool was_registered = false;
+  if (c) {
+    pthread_mutex_lock(&c->mu);
+    was_registered = w->registered;
+    unlink_watcher_locked(c, w);
+    pthread_mutex_unlock(&c->mu);
+  }
   pthread_mutex_lock(&w->mu);
   w->dead = true;
   w->sink.end = NULL; /* no callback after we return */

@@ -57,10 +57,12 @@ typedef struct watch_cache_options {
   size_t window_events;     /* recent events kept; default 10000 */
   int bookmark_interval_ms; /* bookmarks to watchers that allow them; default 10000 */
   size_t watcher_queue;     /* pending events per watcher beyond its initial state; default 1000 */
-  /* The store sends a watch's progress notifications (and response header
-   * revisions) only once every earlier event was delivered: keel-store does;
-   * etcd 3.4.23 may not (etcd issue 15220). Untrusted, the cache's revision
-   * moves only with events, and consistent reads go to the store. */
+  /* The store sends a watch's progress notifications only once every earlier
+   * event was delivered: keel-store does; etcd 3.4.23 may not (etcd issue
+   * 15220). Untrusted, the cache's revision moves only with events, and
+   * consistent reads go to the store. (A response's header revision is never
+   * such a promise: catch-up responses all carry the revision the whole
+   * catch-up reaches.) */
   bool progress_trusted;
 } watch_cache_options;
 
@@ -71,7 +73,6 @@ watch_cache *watch_cache_start(const watch_cache_options *opts, keel_error *err)
 void watch_cache_stop(watch_cache *c);
 
 int64_t watch_cache_revision(watch_cache *c);
-bool watch_cache_progress_trusted(const watch_cache *c);
 bool watch_cache_progress_trusted(const watch_cache *c);
 /* Blocks until the cache has seen revision rev, asking the store for a progress
  * notification. 0, or -ETIMEDOUT. */
@@ -123,7 +124,10 @@ int watch_cache_watch(watch_cache *c, const cache_watch_options *opts, const cac
                       cache_watcher **out, keel_error *err);
 /* The sink has room again after -ENOBUFS. */
 void watch_cache_watcher_writable(cache_watcher *w);
-/* Unregisters and frees; no sink callback runs after it returns. */
+/* Unregisters and frees; no sink callback runs after it returns. Every
+ * watcher is released this way, also one the cache ended and also after
+ * watch_cache_stop (then it only frees); never concurrently with
+ * watch_cache_stop. */
 void watch_cache_watcher_stop(cache_watcher *w);
 
 /* Counters for metrics. */
