@@ -157,5 +157,7 @@ int cmd_api_resources(cli *x, int argc, char **argv);
 int cmd_version(cli *x, int argc, char **argv);
 int cmd_config(cli *x, int argc, char **argv);
 int cmd_completion(cli *x, int argc, char **argv);
+int cmd_up(cli *x, int argc, char **argv);
+int cmd_down(cli *x, int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"up", cmd_up, "Bring up a local control plane and make it the current context"},
+    {"down", cmd_down, "Stop the local control plane `keel up` started (--purge: delete its data)"},
     {"get", cmd_get, "Display objects (tables, -o yaml|json|name|wide, -w to stream changes)"},
     {"describe", cmd_describe, "Show the details of objects and their events"},
     {"apply", cmd_apply, "Create or update objects from manifests (-f FILE|DIR|-)"},
