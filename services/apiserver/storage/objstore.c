@@ -172,63 +172,66 @@ static bool unknown_outcome(int rc) {
   return rc == -EAGAIN || rc == -ETIMEDOUT;
 }
 
-int objstore_create(objstore *s, const api_kind *k, const ProtobufCMessage *obj,
-                    const objstore_extra *extra, int64_t *rev, keel_error *err) {
+/* The outcome of a guarded put. */
+typedef enum { PUT_DONE, PUT_GUARD_FAILED_KEY_EXISTS, PUT_GUARD_FAILED_KEY_ABSENT } put_outcome;
+
+/* Puts obj at its key if the guard (target == number) holds, with the extras;
+ * an unknown outcome is settled by reading the key back. Returns 0 with
+ * *outcome, or a negative errno. */
+static int guarded_put(objstore *s, const api_kind *k, const ProtobufCMessage *obj, etcd_cmp_target target,
+                       int64_t number, const objstore_extra *extra, int64_t *rev, put_outcome *outcome,
+                       keel_error *err) {
   char key[OBJSTORE_KEY_MAX];
   const char *name = meta_name(k, obj);
   if (objstore_key(s, k, meta_ns(k, obj), name, key, sizeof key) < 0)
-    return keel_error_set(err, ENAMETOOLONG, "%s \"%s\": key too long", k->resource, name);
+    return keel_error_set(err, ENAMETOOLONG, "%s \"%.64s...\": key too long", k->resource, name);
   size_t len;
   cleanup_free uint8_t *value = objstore_encode(k, obj, &len);
-  if (!value) return keel_error_set(err, ENOMEM, "create %s: out of memory", k->resource);
+  if (!value) return keel_error_set(err, ENOMEM, "write %s: out of memory", k->resource);
   etcd_op put = {.type = ETCD_OP_PUT, .key = key, .key_len = strlen(key), .value = value, .value_len = len,
                  .lease = extra ? extra->lease : 0};
   etcd_txn_result r;
-  int rc = guarded_txn(s, key, ETCD_CMP_CREATE, ETCD_CMP_EQUAL, 0, &put, extra, &r, err);
+  int rc = guarded_txn(s, key, target, ETCD_CMP_EQUAL, number, &put, extra, &r, err);
   if (unknown_outcome(rc)) {
     keel_error saved = err ? *err : (keel_error){0};
-    int ours = settle_unknown(s, key, value, len, rev, NULL);
-    if (ours == 1) return 0;
+    if (settle_unknown(s, key, value, len, rev, NULL) == 1) {
+      *outcome = PUT_DONE;
+      return 0;
+    }
     if (err) *err = saved;
     return rc;
   }
   if (rc < 0) return rc;
-  bool exists = !r.succeeded && r.nresults == 1 && r.results[0].range.nkvs > 0;
-  if (r.succeeded && rev) *rev = r.revision;
-  bool ok = r.succeeded;
+  if (r.succeeded) {
+    if (rev) *rev = r.revision;
+    *outcome = PUT_DONE;
+  } else {
+    bool exists = r.nresults == 1 && r.results[0].range.nkvs > 0;
+    *outcome = exists ? PUT_GUARD_FAILED_KEY_EXISTS : PUT_GUARD_FAILED_KEY_ABSENT;
+  }
   etcd_txn_result_clear(&r);
-  if (ok) return 0;
-  if (exists) return keel_error_set(err, EEXIST, "%s \"%s\" already exists", k->resource, name);
+  return 0;
+}
+
+int objstore_create(objstore *s, const api_kind *k, const ProtobufCMessage *obj,
+                    const objstore_extra *extra, int64_t *rev, keel_error *err) {
+  put_outcome o;
+  int rc = guarded_put(s, k, obj, ETCD_CMP_CREATE, 0, extra, rev, &o, err);
+  if (rc < 0 || o == PUT_DONE) return rc;
+  const char *name = meta_name(k, obj);
+  if (o == PUT_GUARD_FAILED_KEY_EXISTS) return keel_error_set(err, EEXIST, "%s \"%s\" already exists", k->resource, name);
   return keel_error_set(err, ECANCELED, "%s \"%s\": a precondition of the write failed", k->resource, name);
 }
 
 int objstore_update(objstore *s, const api_kind *k, const ProtobufCMessage *obj, int64_t expected_rev,
                     const objstore_extra *extra, int64_t *rev, keel_error *err) {
-  char key[OBJSTORE_KEY_MAX];
+  put_outcome o;
+  int rc = guarded_put(s, k, obj, ETCD_CMP_MOD, expected_rev, extra, rev, &o, err);
   const char *name = meta_name(k, obj);
-  if (objstore_key(s, k, meta_ns(k, obj), name, key, sizeof key) < 0)
-    return keel_error_set(err, ENAMETOOLONG, "%s \"%s\": key too long", k->resource, name);
-  size_t len;
-  cleanup_free uint8_t *value = objstore_encode(k, obj, &len);
-  if (!value) return keel_error_set(err, ENOMEM, "update %s: out of memory", k->resource);
-  etcd_op put = {.type = ETCD_OP_PUT, .key = key, .key_len = strlen(key), .value = value, .value_len = len,
-                 .lease = extra ? extra->lease : 0};
-  etcd_txn_result r;
-  int rc = guarded_txn(s, key, ETCD_CMP_MOD, ETCD_CMP_EQUAL, expected_rev, &put, extra, &r, err);
-  if (unknown_outcome(rc)) {
-    keel_error saved = err ? *err : (keel_error){0};
-    int ours = settle_unknown(s, key, value, len, rev, NULL);
-    if (ours == 1) return 0;
-    if (err) *err = saved;
-    return rc;
-  }
-  if (rc < 0) return rc;
-  bool ok = r.succeeded;
-  bool gone = !ok && r.nresults == 1 && r.results[0].range.nkvs == 0;
-  if (ok && rev) *rev = r.revision;
-  etcd_txn_result_clear(&r);
-  if (ok) return 0;
-  if (gone) return keel_error_set(err, ENOENT, "%s \"%s\" not found", k->resource, name);
+  /* No stored object has a key that long (names are validated on create). */
+  if (rc == -ENAMETOOLONG) return keel_error_set(err, ENOENT, "%s \"%.64s...\" not found", k->resource, name);
+  if (rc < 0 || o == PUT_DONE) return rc;
+  if (o == PUT_GUARD_FAILED_KEY_ABSENT) return keel_error_set(err, ENOENT, "%s \"%s\" not found", k->resource, name);
   return keel_error_set(err, ESTALE,
                         "Operation cannot be fulfilled on %s \"%s\": the object has been modified; please "
                         "apply your changes to the latest version and try again",
