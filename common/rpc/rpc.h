@@ -269,6 +269,27 @@ const unsigned char *rpc_shared_message_data(const rpc_shared_message *m, size_t
 void rpc_shared_message_free(rpc_shared_message *m);
 /* Like rpc_call_send. */
 int rpc_call_send_shared(rpc_call *call, const rpc_shared_message *m);
+/* Bytes the caller allocated and filled, shared without a copy: destroy(data)
+ * runs once m was freed and every queued send that used it is done (on
+ * whichever thread drops the last reference: the freeing one or a CQ thread). */
+rpc_shared_message *rpc_shared_message_wrap(void *data, size_t len, void (*destroy)(void *));
+
+/* A message assembled from a short prefix of the caller's (copied: the bytes
+ * that differ per stream) followed by ranges of shared messages (referenced,
+ * never copied or re-encoded), in order. The concatenation must be a valid
+ * encoding of the stream's response type: protobuf lets a message's fields come
+ * in any order and a repeated field in pieces, so a per-stream header followed
+ * by shared, pre-encoded repeated entries is one (a watch response: header and
+ * watch_id per watcher, the events' bytes the same for every watcher). Each
+ * range keeps its message's bytes alive until that send is done, so the shared
+ * message may be freed right after the call. Returns like rpc_call_send, plus
+ * -ERANGE when a range lies outside its message (nothing is sent). */
+typedef struct rpc_shared_range {
+  const rpc_shared_message *m;
+  size_t offset, len;
+} rpc_shared_range;
+int rpc_call_send_prefixed(rpc_call *call, const void *prefix, size_t prefix_len,
+                           const rpc_shared_range *parts, size_t nparts);
 
 /* Policy and writable callback for a streaming call's send queue. The writable
  * callback runs on a CQ thread whenever the queue drains below half after a send

@@ -995,6 +995,40 @@ int rpc_call_send_shared(rpc_call *c, const rpc_shared_message *m) {
   return send_buffer(c, bb, GRPC_SLICE_LENGTH(m->slice));
 }
 
+rpc_shared_message *rpc_shared_message_wrap(void *data, size_t len, void (*destroy)(void *)) {
+  rpc_shared_message *m = malloc(sizeof *m);
+  if (!m) return NULL;
+  /* The slice's refcount owns data from here; destroy runs at its last unref. */
+  m->slice = grpc_slice_new(data, len, destroy);
+  return m;
+}
+
+/* The byte buffer is one slice per piece: the prefix copied (inlined by gRPC
+ * when it is tiny), each range a sub-slice that refs its message's slice (gRPC
+ * copies ranges of a few bytes instead). Nothing is packed again. */
+int rpc_call_send_prefixed(rpc_call *c, const void *prefix, size_t prefix_len,
+                           const rpc_shared_range *parts, size_t nparts) {
+  size_t total = prefix_len;
+  for (size_t i = 0; i < nparts; i++) {
+    size_t mlen = GRPC_SLICE_LENGTH(parts[i].m->slice);
+    if (parts[i].offset > mlen || parts[i].len > mlen - parts[i].offset) return -ERANGE;
+    total += parts[i].len;
+  }
+  if ((int64_t)total > c->srv->opts.max_send_message_bytes) return -EINVAL;
+  grpc_slice stack[17];
+  size_t n = nparts + (prefix_len ? 1 : 0);
+  grpc_slice *slices = n <= 17 ? stack : malloc(n * sizeof(*slices));
+  if (!slices) return -ENOMEM;
+  size_t k = 0;
+  if (prefix_len) slices[k++] = grpc_slice_from_copied_buffer(prefix, prefix_len);
+  for (size_t i = 0; i < nparts; i++)
+    slices[k++] = grpc_slice_sub(parts[i].m->slice, parts[i].offset, parts[i].offset + parts[i].len);
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(slices, k); /* refs each slice */
+  for (size_t i = 0; i < k; i++) grpc_slice_unref(slices[i]);
+  if (slices != stack) free(slices);
+  return send_buffer(c, bb, total);
+}
+
 static int finish_common(rpc_call *c, grpc_status_code code, char *message_take, void *details_take,
                          size_t details_len, bool by_handler) {
   pthread_mutex_lock(&c->mu);

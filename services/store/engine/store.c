@@ -70,7 +70,7 @@ struct store {
   atomic_int failed_errno;
   uint64_t raft_term;
 
-  store_event_fn sink;
+  store_event_sink_fn sink;
   void *sink_arg;
   const _Atomic bool *want_prev;
 
@@ -320,7 +320,10 @@ static void wal_done(void *arg, uint64_t index, int status) {
   } else {
     atomic_store(&s->durable_index, index);
     if (op->revision > atomic_load(&s->published)) atomic_store(&s->published, op->revision);
-    if (op->events && s->sink) s->sink(s->sink_arg, op->events);
+    if (op->events && s->sink) {
+      s->sink(s->sink_arg, op->events); /* the sink takes the batch */
+      op->events = NULL;
+    }
   }
   complete(s, op);
   release_waiters(s, status < 0 ? UINT64_MAX : index);
@@ -465,7 +468,8 @@ store_event_batch *store_event_batch_copy(const store_event_batch *b) {
   return c;
 }
 
-void store_set_event_sink(store *s, store_event_fn fn, void *arg, const _Atomic bool *want_prev) {
+void store_set_event_sink(store *s, store_event_sink_fn fn, void *arg,
+                          const _Atomic bool *want_prev) {
   pthread_rwlock_wrlock(&s->lock);
   s->sink = fn;
   s->sink_arg = arg;

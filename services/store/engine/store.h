@@ -108,13 +108,18 @@ typedef struct store_event_batch {
   store_event *events;
 } store_event_batch;
 
-/* Called on the WAL thread after each write's revision is published, in
- * revision order, with a batch owned by the store (valid during the call). */
+/* A batch lent to a callback (history): valid during the call. */
 typedef void (*store_event_fn)(void *arg, const store_event_batch *batch);
+
+/* Called on the WAL thread after each write's revision is published, in
+ * revision order. The sink takes the batch (store_event_batch_free) and must
+ * only hand it on: the next group commit and the write's reply wait for it. */
+typedef void (*store_event_sink_fn)(void *arg, store_event_batch *batch);
 
 /* Installs the sink (one; before any write). *want_prev is read on the apply
  * thread for every write: set it while some watcher asked for prev_kv. */
-void store_set_event_sink(store *s, store_event_fn fn, void *arg, const _Atomic bool *want_prev);
+void store_set_event_sink(store *s, store_event_sink_fn fn, void *arg,
+                          const _Atomic bool *want_prev);
 
 /* Replays history for a watcher catching up: every change with
  * from_rev <= revision <= to_rev on keys in [key, end) (etcd's end rules), in

@@ -180,6 +180,12 @@ static void on_events(void *arg, const store_event_batch *b) {
   pthread_mutex_unlock(&s->mu);
 }
 
+/* The sink takes each batch. */
+static void on_sink(void *arg, store_event_batch *b) {
+  on_events(arg, b);
+  store_event_batch_free(b);
+}
+
 static void test_events_after_durability_and_history(void **state) {
   (void)state;
   char *dir = temp_dir();
@@ -189,7 +195,7 @@ static void test_events_after_durability_and_history(void **state) {
   assert_non_null(s);
   seen sn = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
   static _Atomic bool want_prev = true;
-  store_set_event_sink(s, on_events, &sn, &want_prev);
+  store_set_event_sink(s, on_sink, &sn, &want_prev);
   waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
   const char *keys[] = {"a", "a", "b", "c"};
   for (int i = 0; i < 4; i++) {

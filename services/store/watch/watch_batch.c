@@ -5,21 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "etcd/mvccpb/kv.pb-c.h"
+#include "services/store/watch/watch_wire.h"
+
 bool watch_event_has_predecessor(const store_event *e) { return e->is_delete || e->version > 1; }
 
-size_t watch_field_size(size_t size) {
-  size_t n = 1; /* tag of fields 1..15 */
-  uint64_t v = size;
-  do {
-    n++;
-    v >>= 7;
-  } while (v);
-  return n + size;
-}
-
-static void fill(watch_batch *v, size_t i) {
-  const store_event *e = &v->events[i];
-  Mvccpb__KeyValue *kv = &v->kv[i];
+/* The messages of event e (they borrow e's bytes); with_prev adds its prev. */
+static void build(const store_event *e, bool with_prev, Mvccpb__Event *ev, Mvccpb__KeyValue *kv,
+                  Mvccpb__KeyValue *prev) {
   mvccpb__key_value__init(kv);
   kv->key.data = e->key;
   kv->key.len = e->keylen;
@@ -31,73 +24,114 @@ static void fill(watch_batch *v, size_t i) {
     kv->version = e->version;
     kv->lease = e->lease;
   }
-  Mvccpb__Event *plain = &v->plain[i];
-  mvccpb__event__init(plain);
-  plain->type = e->is_delete ? MVCCPB__EVENT__EVENT_TYPE__DELETE : MVCCPB__EVENT__EVENT_TYPE__PUT;
-  plain->kv = kv;
-  v->plain_size[i] = mvccpb__event__get_packed_size(plain);
-
-  Mvccpb__Event *wp = &v->with_prev[i];
-  *wp = *plain;
-  v->with_prev_size[i] = v->plain_size[i];
-  if (e->has_prev) {
-    Mvccpb__KeyValue *p = &v->prev[i];
-    mvccpb__key_value__init(p);
-    p->key.data = e->key;
-    p->key.len = e->keylen;
-    p->value.data = e->prev_value;
-    p->value.len = e->prev_valuelen;
-    p->create_revision = e->prev_create_revision;
-    p->mod_revision = e->prev_mod_revision;
-    p->version = e->prev_version;
-    p->lease = e->prev_lease;
-    wp->prev_kv = p;
-    v->with_prev_size[i] = mvccpb__event__get_packed_size(wp);
+  mvccpb__event__init(ev);
+  ev->type = e->is_delete ? MVCCPB__EVENT__EVENT_TYPE__DELETE : MVCCPB__EVENT__EVENT_TYPE__PUT;
+  ev->kv = kv;
+  if (with_prev && e->has_prev) {
+    mvccpb__key_value__init(prev);
+    prev->key.data = e->key;
+    prev->key.len = e->keylen;
+    prev->value.data = e->prev_value;
+    prev->value.len = e->prev_valuelen;
+    prev->create_revision = e->prev_create_revision;
+    prev->mod_revision = e->prev_mod_revision;
+    prev->version = e->prev_version;
+    prev->lease = e->prev_lease;
+    ev->prev_kv = prev;
   }
 }
 
-int watch_batch_init(watch_batch *v, const store_event_batch *b) {
+int watch_batch_encode(watch_batch *v, const store_event_batch *b) {
   memset(v, 0, sizeof(*v));
   v->revision = b->revision;
   v->n = b->n;
-  v->events = b->events;
-  size_t n = b->n ? b->n : 1;
-  v->kv = malloc(n * sizeof(*v->kv));
-  v->prev = malloc(n * sizeof(*v->prev));
-  v->plain = malloc(n * sizeof(*v->plain));
-  v->with_prev = malloc(n * sizeof(*v->with_prev));
-  v->plain_size = malloc(n * sizeof(*v->plain_size));
-  v->with_prev_size = malloc(n * sizeof(*v->with_prev_size));
-  if (!v->kv || !v->prev || !v->plain || !v->with_prev || !v->plain_size || !v->with_prev_size) {
-    watch_batch_release(v);
-    return -ENOMEM;
+  if (b->n == 0) return 0;
+  size_t n = b->n;
+  bool any_prev = false;
+  for (size_t i = 0; i < n; i++) any_prev |= b->events[i].has_prev;
+  /* off and len, each 2n; plus each entry's packed Event size (2n). */
+  size_t *mem = malloc(6 * n * sizeof(*mem));
+  if (!mem) return -ENOMEM;
+  v->off = mem;
+  v->len = mem + 2 * n;
+  size_t *body = mem + 4 * n;
+  Mvccpb__Event ev;
+  Mvccpb__KeyValue kv, prev;
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    build(&b->events[i], false, &ev, &kv, &prev);
+    body[i] = mvccpb__event__get_packed_size(&ev);
+    v->len[i] = watch_field_size(body[i]);
+    v->off[i] = total;
+    total += v->len[i];
   }
-  for (size_t i = 0; i < b->n; i++) fill(v, i);
-  return 0;
-}
-
-int watch_batch_init_copy(watch_batch *v, const store_event_batch *b) {
-  store_event_batch *c = store_event_batch_copy(b);
-  if (!c) {
+  for (size_t i = 0; i < n; i++) {
+    if (!any_prev) {
+      v->off[n + i] = v->off[i];
+      v->len[n + i] = v->len[i];
+      continue;
+    }
+    /* With any prev in the batch, the second shape is a contiguous copy of
+     * the first with the prevs added: a prev_kv watcher's run is one range. */
+    size_t b2 = body[i];
+    if (b->events[i].has_prev) {
+      build(&b->events[i], true, &ev, &kv, &prev);
+      b2 = mvccpb__event__get_packed_size(&ev);
+    }
+    body[n + i] = b2;
+    v->len[n + i] = watch_field_size(b2);
+    v->off[n + i] = total;
+    total += v->len[n + i];
+  }
+  uint8_t *buf = malloc(total);
+  if (!buf) {
+    free(mem);
     memset(v, 0, sizeof(*v));
     return -ENOMEM;
   }
-  int rc = watch_batch_init(v, c);
-  if (rc < 0) {
-    store_event_batch_free(c);
-    return rc;
+  for (size_t i = 0; i < n; i++) {
+    build(&b->events[i], false, &ev, &kv, &prev);
+    watch_wire_event(buf + v->off[i], &ev, body[i]);
+    if (!any_prev) continue;
+    if (b->events[i].has_prev) {
+      build(&b->events[i], true, &ev, &kv, &prev);
+      watch_wire_event(buf + v->off[n + i], &ev, body[n + i]);
+    } else {
+      memcpy(buf + v->off[n + i], buf + v->off[i], v->len[i]);
+    }
   }
-  v->owned = c;
+  v->enc = rpc_shared_message_wrap(buf, total, free);
+  if (!v->enc) {
+    free(buf);
+    free(mem);
+    memset(v, 0, sizeof(*v));
+    return -ENOMEM;
+  }
+  v->bytes = total;
   return 0;
 }
 
 void watch_batch_release(watch_batch *v) {
-  free(v->kv);
-  free(v->prev);
-  free(v->plain);
-  free(v->with_prev);
-  free(v->plain_size);
-  free(v->with_prev_size);
-  store_event_batch_free(v->owned);
+  rpc_shared_message_free(v->enc);
+  free(v->off);
   memset(v, 0, sizeof(*v));
+}
+
+watch_batch *watch_batch_new(const store_event_batch *b) {
+  watch_batch *v = malloc(sizeof(*v));
+  if (!v) return NULL;
+  if (watch_batch_encode(v, b) < 0) {
+    free(v);
+    return NULL;
+  }
+  v->refs = 1;
+  return v;
+}
+
+void watch_batch_hold(watch_batch *v) { v->refs++; }
+
+void watch_batch_drop(watch_batch *v) {
+  if (--v->refs > 0) return;
+  watch_batch_release(v);
+  free(v);
 }

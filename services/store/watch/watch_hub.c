@@ -1,16 +1,17 @@
-/* services/store/watch/watch_hub.c — see watch_hub.h. The store side: fan-out
- * of published revisions to synced watchers (on the WAL thread) and the sync
- * thread that replays history to unsynced ones.
+/* services/store/watch/watch_hub.c — see watch_hub.h. Lifecycle, the sync
+ * thread that replays history to unsynced watchers, and progress; the
+ * hand-off from the store and the fan-out thread are in watch_fanout.c.
  *
- * The synced/unsynced boundary. hub->cur_rev is the newest revision the sink
- * has fanned out; the store publishes a revision before calling the sink, so
- * history always reaches at least cur_rev. A watcher at next_rev is moved into
- * the synced index, under hub->mu, only when cur_rev < next_rev: every
- * revision it still needs is then yet to be fanned out, and the sink skips
- * revisions below a watcher's next_rev, so history and fan-out can overlap but
- * never leave a gap or send a revision twice. A sync round reads history
- * without the lock (the sink keeps running), then sends under it; if the sink
- * moved past what the round read, the next round reads the rest.
+ * The synced/unsynced boundary. hub->cur_rev is the newest revision the
+ * fan-out has finished (every synced watcher that needed it got it); the store
+ * publishes a revision before handing it over, so history always reaches at
+ * least cur_rev. A watcher at next_rev is moved into the synced index, under
+ * hub->mu, only when cur_rev < next_rev: every revision it still needs is then
+ * yet to be fanned out, and the fan-out skips revisions below a watcher's
+ * next_rev, so history and fan-out can overlap but never leave a gap or send a
+ * revision twice. A sync round reads history without the lock (the fan-out
+ * keeps running), then sends under it; if the fan-out moved past what the
+ * round read, the next round reads the rest.
  *
  * prev_kv: the store computes prevs only while want_prev is set, and a write
  * may have been applied just before a prev_kv watcher set it. A synced prev_kv
@@ -35,10 +36,6 @@
  * most about this many bytes of events for sending (plus one revision). */
 #define SYNC_WINDOW_REVS 1000
 #define SYNC_BUDGET_BYTES (2 * 1024 * 1024)
-/* Catch-up responses carry whole revisions, up to this size or count each
- * (etcd batches up to 1000 revisions per watch response when catching up). */
-#define SYNC_RESPONSE_BYTES (256 * 1024)
-#define SYNC_RESPONSE_REVS 1000
 /* Rounds on one stream before the next stream gets a turn. */
 #define SYNC_ROUNDS_PER_TURN 8
 /* After an allocation failure, retry unsynced watchers this much later. */
@@ -50,142 +47,10 @@ static int64_t now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void schedule_retry(watch_hub *h) {
+void watch_schedule_retry(watch_hub *h) {
   if (h->retry_at) return;
   h->retry_at = now_ms() + SYNC_RETRY_MS;
   pthread_cond_signal(&h->cond);
-}
-
-/* ------------------------------------------------------------------ fan-out */
-
-typedef struct sink_ctx {
-  watch_hub *h;
-  int64_t rev;
-  size_t index;
-  const store_event *e;
-} sink_ctx;
-
-static void sink_match(void *arg, void *item) {
-  sink_ctx *c = arg;
-  watcher *w = item;
-  watch_hub *h = c->h;
-  if (w->next_rev > c->rev) return; /* starts later */
-  if (c->e->is_delete ? w->no_delete : w->no_put) return;
-  if (w->stamp != h->stamp) {
-    w->stamp = h->stamp;
-    w->nmatch = 0;
-    w->refs++; /* a send may end the stream and remove its watchers */
-    h->touched[h->ntouched++] = w; /* capacity > watchers, kept by create */
-  }
-  if (w->nmatch == w->match_cap) {
-    size_t n = w->match_cap ? w->match_cap * 2 : 4;
-    size_t *p = realloc(w->match, n * sizeof(*p));
-    if (!p) {
-      w->nmatch = SIZE_MAX; /* lost track: replay this revision from history */
-      return;
-    }
-    w->match = p;
-    w->match_cap = n;
-  }
-  if (w->nmatch != SIZE_MAX) w->match[w->nmatch++] = c->index;
-}
-
-static int scratch_reserve(watch_hub *h, size_t n) {
-  if (n <= h->scratch_cap) return 0;
-  Mvccpb__Event **e = realloc(h->scratch_evs, n * sizeof(*e));
-  if (!e) return -ENOMEM;
-  h->scratch_evs = e;
-  size_t *s = realloc(h->scratch_sizes, n * sizeof(*s));
-  if (!s) return -ENOMEM;
-  h->scratch_sizes = s;
-  h->scratch_cap = n;
-  return 0;
-}
-
-/* A watcher that did not get revision rev: unsynced, positioned at rev. */
-static void fall_behind(watcher *w, int64_t rev) {
-  watch_stream *st = w->stream;
-  w->next_rev = rev;
-  w->skip = 0;
-  watch_make_unsynced(w);
-  if (!st->blocked) watch_enqueue(st);
-}
-
-static void deliver(watch_hub *h, watcher *w, const watch_batch *v) {
-  watch_stream *st = w->stream;
-  int64_t rev = v->revision;
-  if (st->blocked) {
-    h->fell_behind++;
-    fall_behind(w, rev);
-    return;
-  }
-  size_t n = 0;
-  for (size_t i = 0; i < w->nmatch; i++) {
-    size_t x = w->match[i];
-    const store_event *e = &v->events[x];
-    if (w->prev_kv && watch_event_has_predecessor(e) && !e->has_prev) {
-      fall_behind(w, rev); /* applied before want_prev was set */
-      return;
-    }
-    h->scratch_evs[n] = w->prev_kv ? &v->with_prev[x] : &v->plain[x];
-    h->scratch_sizes[n] = w->prev_kv ? v->with_prev_size[x] : v->plain_size[x];
-    n++;
-  }
-  int rc;
-  size_t k = watch_emit(st, w, rev, h->scratch_evs, h->scratch_sizes, n, &rc);
-  if (rc == -EINVAL) {
-    watch_cancel_too_large(w, h->scratch_sizes[k]);
-    return;
-  }
-  if (k) w->had_events = true;
-  watch_advance(w, h->scratch_evs, k, n, rev);
-  if (k < n) {
-    h->fell_behind++;
-    watch_make_unsynced(w); /* writable -> catch-up from the position advance left */
-  }
-}
-
-static void hub_sink(void *arg, const store_event_batch *b) {
-  watch_hub *h = arg;
-  pthread_mutex_lock(&h->mu);
-  if (h->stopping) {
-    pthread_mutex_unlock(&h->mu);
-    return;
-  }
-  if (b->revision > h->cur_rev) h->cur_rev = b->revision;
-  if (watch_group_size(h->synced) == 0) {
-    pthread_mutex_unlock(&h->mu);
-    return;
-  }
-  h->stamp++;
-  h->ntouched = 0;
-  sink_ctx c = {.h = h, .rev = b->revision};
-  for (size_t i = 0; i < b->n; i++) {
-    c.index = i;
-    c.e = &b->events[i];
-    watch_group_match(h->synced, c.e->key, c.e->keylen, sink_match, &c);
-  }
-  if (h->ntouched == 0) {
-    pthread_mutex_unlock(&h->mu);
-    return;
-  }
-  watch_batch v;
-  bool have_view = watch_batch_init(&v, b) == 0;
-  bool ok = have_view && scratch_reserve(h, b->n) == 0;
-  for (size_t i = 0; i < h->ntouched; i++) {
-    watcher *w = h->touched[i];
-    if (w->removed || !w->synced) continue;
-    if (!ok || w->nmatch == SIZE_MAX) {
-      fall_behind(w, b->revision);
-      schedule_retry(h);
-      continue;
-    }
-    deliver(h, w, &v);
-  }
-  for (size_t i = 0; i < h->ntouched; i++) watch_unref(h->touched[i]);
-  h->ntouched = 0;
-  pthread_mutex_unlock(&h->mu);
-  if (have_view) watch_batch_release(&v);
 }
 
 /* ------------------------------------------------------------------ sync rounds */
@@ -207,20 +72,15 @@ typedef struct sync_round {
   size_t npicks, picks_cap;
 } sync_round;
 
-static int push_event(watcher *w, Mvccpb__Event *e, size_t size) {
+static int push_event(watcher *w, watch_ev ev) {
   if (w->cu_n == w->cu_cap) {
     size_t n = w->cu_cap ? w->cu_cap * 2 : 16;
-    Mvccpb__Event **pe = realloc(w->cu_evs, n * sizeof(*pe));
+    watch_ev *pe = realloc(w->cu_evs, n * sizeof(*pe));
     if (!pe) return -ENOMEM;
     w->cu_evs = pe;
-    size_t *ps = realloc(w->cu_sizes, n * sizeof(*ps));
-    if (!ps) return -ENOMEM;
-    w->cu_sizes = ps;
     w->cu_cap = n;
   }
-  w->cu_evs[w->cu_n] = e;
-  w->cu_sizes[w->cu_n] = size;
-  w->cu_n++;
+  w->cu_evs[w->cu_n++] = ev;
   return 0;
 }
 
@@ -252,9 +112,9 @@ static int push_pick(sync_round *r, watcher *w, size_t index) {
 }
 
 /* store_history's callback, under the store's read lock: picks each snapshot
- * watcher's events and keeps a copy of just those. Only immutable watcher
- * fields and the sync thread's own scratch are touched, so hub->mu is not
- * needed. */
+ * watcher's events and encodes just those, once for all of them. Only
+ * immutable watcher fields and the sync thread's own scratch are touched, so
+ * hub->mu is not needed. */
 static void sync_collect(void *arg, const store_event_batch *b) {
   sync_round *r = arg;
   if (r->full || r->oom) return;
@@ -285,7 +145,7 @@ static void sync_collect(void *arg, const store_event_batch *b) {
     }
   }
   if (nsel) {
-    /* A shallow batch of the selected events; the view deep-copies it. */
+    /* A shallow batch of the selected events, encoded while they are lent. */
     store_event *evs = malloc(nsel * sizeof(*evs));
     if (!evs) goto oom;
     for (size_t i = 0; i < b->n; i++)
@@ -301,17 +161,15 @@ static void sync_collect(void *arg, const store_event_batch *b) {
       r->views = p;
       r->vcap = n;
     }
-    int rc = watch_batch_init_copy(&r->views[r->nviews], &sub);
+    int rc = watch_batch_encode(&r->views[r->nviews], &sub);
     free(evs);
     if (rc < 0) goto oom;
     watch_batch *v = &r->views[r->nviews++];
-    for (size_t k = 0; k < nsel; k++) r->bytes += v->with_prev_size[k];
+    r->bytes += v->bytes;
     for (size_t k = 0; k < r->npicks; k++) {
       watcher *w = r->picks[k].w;
       size_t x = newidx[r->picks[k].index];
-      Mvccpb__Event *ev = w->prev_kv ? &v->with_prev[x] : &v->plain[x];
-      size_t size = w->prev_kv ? v->with_prev_size[x] : v->plain_size[x];
-      if (push_event(w, ev, size) < 0) goto oom;
+      if (push_event(w, watch_batch_event(v, x, w->prev_kv)) < 0) goto oom;
     }
   }
   free(selected);
@@ -383,32 +241,18 @@ static void bounding_range(sync_round *r, const uint8_t **lo, size_t *lolen, uin
 /* Sends w's collected events, whole revisions per response. Under hub->mu. */
 static void sync_send(watch_hub *h, watcher *w, int64_t covered) {
   watch_stream *st = w->stream;
-  size_t i = 0, n = w->cu_n;
-  while (i < n && !w->removed && !st->blocked) {
-    size_t j = i, bytes = 0, revs = 0;
-    while (j < n) {
-      int64_t rev = w->cu_evs[j]->kv->mod_revision;
-      size_t k = j, rb = 0;
-      while (k < n && w->cu_evs[k]->kv->mod_revision == rev)
-        rb += watch_field_size(w->cu_sizes[k++]);
-      if (j > i && (bytes + rb > SYNC_RESPONSE_BYTES || revs >= SYNC_RESPONSE_REVS)) break;
-      bytes += rb;
-      revs++;
-      j = k;
-    }
-    int rc;
-    size_t sent = watch_emit(st, w, covered, w->cu_evs + i, w->cu_sizes + i, j - i, &rc);
-    h->history_events += sent;
-    if (rc == -EINVAL) {
-      watch_cancel_too_large(w, w->cu_sizes[i + sent]);
-      return;
-    }
-    if (sent) w->had_events = true;
-    watch_advance(w, w->cu_evs + i, sent, j - i, w->cu_evs[j - 1]->kv->mod_revision);
-    if (sent < j - i) return;
-    i = j;
+  int rc;
+  size_t sent = watch_emit_revisions(st, w, covered, w->cu_evs, w->cu_n, &rc);
+  h->history_events += sent;
+  if (rc == -EINVAL) {
+    watch_cancel_too_large(w, w->cu_evs[sent].len);
+    return;
   }
-  if (i == n && !w->removed && w->next_rev <= covered) {
+  if (sent < w->cu_n) {
+    if (rc == -ENOMEM) watch_schedule_retry(h);
+    return;
+  }
+  if (!w->removed && w->next_rev <= covered) {
     w->next_rev = covered + 1;
     w->skip = 0;
   }
@@ -436,7 +280,7 @@ static bool sync_round_run(watch_hub *h, watch_stream *st) {
   if (!r.ws || !r.hits) {
     free(r.ws);
     free(r.hits);
-    schedule_retry(h);
+    watch_schedule_retry(h);
     return false;
   }
   int64_t from = INT64_MAX;
@@ -499,7 +343,7 @@ static bool sync_round_run(watch_hub *h, watch_stream *st) {
   bool again = true;
   if (rc < 0 && !compacted) {
     LOG_WARN("watch: reading history failed", "error", kerr.message ? kerr.message : "?");
-    schedule_retry(h);
+    watch_schedule_retry(h);
     again = false;
   } else if (compacted) {
     for (size_t i = 0; i < r.nws; i++) {
@@ -514,13 +358,13 @@ static bool sync_round_run(watch_hub *h, watch_stream *st) {
       watch_ctrl(st, &m);
     }
   } else {
-    if (r.oom) schedule_retry(h);
+    if (r.oom) watch_schedule_retry(h);
     for (size_t i = 0; i < r.nws && !st->closed; i++) {
       watcher *w = r.ws[i];
       if (w->removed || st->blocked) continue;
       /* Only whole revisions go out: an allocation failure may have cut the
        * last one short. */
-      while (w->cu_n && w->cu_evs[w->cu_n - 1]->kv->mod_revision > r.covered) w->cu_n--;
+      while (w->cu_n && w->cu_evs[w->cu_n - 1].rev > r.covered) w->cu_n--;
       if (r.covered >= w->cu_next) sync_send(h, w, r.covered);
       if (!w->removed && !st->blocked && h->cur_rev < w->next_rev && w->skip == 0)
         watch_make_synced(w);
@@ -549,7 +393,8 @@ static void sync_stream(watch_hub *h, watch_stream *st) {
 static void progress_tick(watch_hub *h) {
   for (watch_stream *st = h->streams; st; st = st->h_next) {
     for (watcher *w = st->watchers; w; w = w->s_next) {
-      if (w->progress_notify && w->synced && !w->had_events && !st->blocked && !st->ctrl_head) {
+      if (w->progress_notify && w->synced && !w->had_events && !w->bl_n && !st->blocked &&
+          !st->ctrl_head) {
         Etcdserverpb__ResponseHeader hdr = h->base_header;
         hdr.revision = h->cur_rev;
         Etcdserverpb__WatchResponse resp = ETCDSERVERPB__WATCH_RESPONSE__INIT;
@@ -560,6 +405,11 @@ static void progress_tick(watch_hub *h) {
       w->had_events = false;
     }
   }
+}
+
+void watch_progress_check(watch_hub *h) {
+  for (watch_stream *st = h->streams; st && h->nprogress; st = st->h_next)
+    if (st->progress_pending) watch_try_progress(st);
 }
 
 /* ------------------------------------------------------------------ sync thread */
@@ -629,22 +479,29 @@ watch_hub *watch_hub_create(store *s, const watch_hub_options *opts, keel_error 
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&h->cond, &ca);
+  pthread_cond_init(&h->qcond, &ca);
   pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&h->qmu, NULL);
+  atomic_init(&h->backlogged, false);
   h->synced = watch_group_create();
   if (!h->synced) {
     keel_error_set(err, ENOMEM, "watch hub: out of memory");
-    watch_hub_unref(h);
+    watch_hub_destroy(h);
+    return NULL;
+  }
+  if (watch_fanout_start(h, err) < 0) {
+    watch_hub_destroy(h);
     return NULL;
   }
   int rc = pthread_create(&h->worker, NULL, sync_main, h);
   if (rc != 0) {
     keel_error_set_errno(err, rc, "watch hub: start the sync thread");
-    watch_hub_unref(h);
+    watch_hub_destroy(h);
     return NULL;
   }
   pthread_setname_np(h->worker, "watch-sync");
   h->worker_started = true;
-  store_set_event_sink(s, hub_sink, h, &h->want_prev);
+  store_set_event_sink(s, watch_fanout_sink, h, &h->want_prev);
   return h;
 }
 
@@ -652,10 +509,11 @@ void watch_hub_stop(watch_hub *h) {
   pthread_mutex_lock(&h->mu);
   bool join = h->worker_started;
   h->worker_started = false;
-  h->stopping = true;
+  h->stopping = true; /* the fan-out thread fans out nothing more */
   pthread_cond_broadcast(&h->cond);
   pthread_mutex_unlock(&h->mu);
   if (join) pthread_join(h->worker, NULL);
+  watch_fanout_stop(h);
 }
 
 void watch_hub_destroy(watch_hub *h) {
@@ -669,6 +527,7 @@ void watch_hub_destroy(watch_hub *h) {
     watch_stream_unref(st);
   }
   h->work_tail = NULL;
+  watch_backlog_release_all(h);
   pthread_mutex_unlock(&h->mu);
   watch_hub_unref(h);
 }
@@ -676,9 +535,10 @@ void watch_hub_destroy(watch_hub *h) {
 void watch_hub_unref(watch_hub *h) {
   if (atomic_fetch_sub(&h->refs, 1) != 1) return;
   watch_group_destroy(h->synced);
+  watch_fanout_free(h);
   free(h->touched);
   free(h->scratch_evs);
-  free(h->scratch_sizes);
+  free(h->parts);
   pthread_cond_destroy(&h->cond);
   pthread_mutex_destroy(&h->mu);
   free(h);
@@ -694,5 +554,10 @@ void watch_hub_get_stats(watch_hub *h, watch_hub_stats *out) {
   out->fell_behind = h->fell_behind;
   out->history_events = h->history_events;
   out->compacted = h->compacted;
+  out->held_back = h->held_back;
   pthread_mutex_unlock(&h->mu);
+  pthread_mutex_lock(&h->qmu);
+  out->pending = h->qlen + h->q_inhand;
+  out->overflowed = h->overflowed;
+  pthread_mutex_unlock(&h->qmu);
 }

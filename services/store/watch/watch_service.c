@@ -10,11 +10,21 @@ static int stream_send(void *ctx, const Etcdserverpb__WatchResponse *resp) {
   return rpc_call_send(ctx, &resp->base);
 }
 
+static int stream_send_parts(void *ctx, const uint8_t *prefix, size_t prefix_len,
+                             const rpc_shared_range *parts, size_t nparts) {
+  return rpc_call_send_prefixed(ctx, prefix, prefix_len, parts, nparts);
+}
+
+static int stream_queued(void *ctx) { return rpc_call_queued(ctx); }
+
 static void stream_abort(void *ctx, const char *message) {
   rpc_call_finish(ctx, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s", message);
 }
 
-static const watch_stream_ops ops = {.send = stream_send, .abort = stream_abort};
+static const watch_stream_ops ops = {.send = stream_send,
+                                     .send_parts = stream_send_parts,
+                                     .queued = stream_queued,
+                                     .abort = stream_abort};
 
 /* The call's user data: released when the call is freed, so a message that
  * races the cancel callback still finds a (closed) stream. */

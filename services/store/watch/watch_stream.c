@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "services/store/watch/watch_internal.h"
+#include "services/store/watch/watch_wire.h"
 
 static const char ERR_DUPLICATE_ID[] = "mvcc: duplicate watch ID provided on the WatchStream";
 static const char ERR_EMPTY_RANGE[] = "mvcc: watcher range is empty";
@@ -112,7 +113,6 @@ static void watcher_free(watcher *w) {
   free(w->range.end);
   free(w->match);
   free(w->cu_evs);
-  free(w->cu_sizes);
   free(w);
 }
 
@@ -134,6 +134,7 @@ void watch_remove(watcher *w) {
   if (w->s_next) w->s_next->s_prev = w->s_prev;
   if (w->prev_kv && --h->nprev_watchers == 0) atomic_store(&h->want_prev, false);
   h->nwatchers--;
+  watch_backlog_clear(w);
   watch_unref(w);
 }
 
@@ -156,27 +157,61 @@ static void header_at(const watch_hub *h, Etcdserverpb__ResponseHeader *hdr, int
   hdr->revision = rev;
 }
 
+/* A failed send blocks the stream until the transport reports room, except
+ * when it can never succeed (-EINVAL: too large) or failed for want of memory
+ * here (-ENOMEM: no writable callback would follow; the caller retries). */
+static void after_send(watch_stream *st, int rc) {
+  if (rc < 0 && rc != -EINVAL && rc != -ENOMEM) st->blocked = true;
+}
+
 int watch_send(watch_stream *st, const Etcdserverpb__WatchResponse *resp) {
   if (st->closed) return -EPIPE;
   int rc = st->ops.send(st->ctx, resp);
-  if (rc < 0 && rc != -EINVAL) st->blocked = true;
+  after_send(st, rc);
   return rc;
 }
 
-static int64_t event_rev(const Mvccpb__Event *e) { return e->kv->mod_revision; }
+static int parts_reserve(watch_hub *h, size_t n) {
+  if (n <= h->parts_cap) return 0;
+  size_t cap = h->parts_cap ? h->parts_cap : 16;
+  while (cap < n) cap *= 2;
+  rpc_shared_range *p = realloc(h->parts, cap * sizeof(*p));
+  if (!p) return -ENOMEM;
+  h->parts = p;
+  h->parts_cap = cap;
+  return 0;
+}
 
-size_t watch_emit(watch_stream *st, watcher *w, int64_t header_rev, Mvccpb__Event **evs,
-                  const size_t *sizes, size_t n, int *rc) {
+/* One response of evs to w: its prefix, then the events' encodings as ranges,
+ * adjacent ones merged (a run of one revision is usually a single range). */
+static int send_events(watch_stream *st, watcher *w, int64_t header_rev, const watch_ev *evs,
+                       size_t n, bool fragment) {
   watch_hub *h = st->hub;
-  Etcdserverpb__ResponseHeader hdr;
-  header_at(h, &hdr, header_rev);
-  Etcdserverpb__WatchResponse resp = ETCDSERVERPB__WATCH_RESPONSE__INIT;
-  resp.header = &hdr;
-  resp.watch_id = w->id;
-  /* + 2: the fragment flag, when set. */
-  size_t base = etcdserverpb__watch_response__get_packed_size(&resp) + 2;
+  if (st->closed) return -EPIPE;
+  if (parts_reserve(h, n) < 0) return -ENOMEM;
+  size_t np = 0;
+  for (size_t i = 0; i < n; i++) {
+    rpc_shared_range *last = np ? &h->parts[np - 1] : NULL;
+    if (last && last->m == evs[i].enc && last->offset + last->len == evs[i].off)
+      last->len += evs[i].len;
+    else
+      h->parts[np++] = (rpc_shared_range){evs[i].enc, evs[i].off, evs[i].len};
+  }
+  uint8_t prefix[WATCH_PREFIX_MAX];
+  size_t plen = watch_wire_prefix(prefix, &h->base_header, header_rev, w->id, fragment);
+  int rc = st->ops.send_parts(st->ctx, prefix, plen, h->parts, np);
+  after_send(st, rc);
+  return rc;
+}
+
+size_t watch_emit(watch_stream *st, watcher *w, int64_t header_rev, const watch_ev *evs, size_t n,
+                  int *rc) {
+  watch_hub *h = st->hub;
+  uint8_t scratch[WATCH_PREFIX_MAX];
+  /* With the fragment flag: the largest prefix this response can have. */
+  size_t base = watch_wire_prefix(scratch, &h->base_header, header_rev, w->id, true);
   size_t total = base;
-  for (size_t i = 0; i < n; i++) total += watch_field_size(sizes[i]);
+  for (size_t i = 0; i < n; i++) total += evs[i].len;
   size_t max_send = (size_t)h->opts.max_send_bytes;
   size_t limit = max_send;
   bool split;
@@ -190,9 +225,7 @@ size_t watch_emit(watch_stream *st, watcher *w, int64_t header_rev, Mvccpb__Even
   }
   *rc = 0;
   if (n < 2 || !split) {
-    resp.n_events = n;
-    resp.events = evs;
-    int r = watch_send(st, &resp);
+    int r = send_events(st, w, header_rev, evs, n, false);
     if (r < 0) {
       *rc = r;
       return 0;
@@ -201,13 +234,10 @@ size_t watch_emit(watch_stream *st, watcher *w, int64_t header_rev, Mvccpb__Even
   }
   size_t i = 0;
   while (i < n) {
-    size_t j = i, sz = base + watch_field_size(sizes[i]);
+    size_t j = i, sz = base + evs[i].len;
     j++;
-    while (j < n && sz + watch_field_size(sizes[j]) < limit) sz += watch_field_size(sizes[j++]);
-    resp.events = evs + i;
-    resp.n_events = j - i;
-    resp.fragment = j < n;
-    int r = watch_send(st, &resp);
+    while (j < n && sz + evs[j].len < limit) sz += evs[j++].len;
+    int r = send_events(st, w, header_rev, evs + i, j - i, j < n);
     if (r < 0) {
       *rc = r;
       return i;
@@ -217,7 +247,33 @@ size_t watch_emit(watch_stream *st, watcher *w, int64_t header_rev, Mvccpb__Even
   return n;
 }
 
-void watch_advance(watcher *w, Mvccpb__Event *const *evs, size_t k, size_t n, int64_t end_rev) {
+size_t watch_emit_revisions(watch_stream *st, watcher *w, int64_t header_rev, const watch_ev *evs,
+                            size_t n, int *rc) {
+  size_t i = 0;
+  *rc = 0;
+  while (i < n && !w->removed && !st->blocked) {
+    size_t j = i, bytes = 0, revs = 0;
+    while (j < n) {
+      int64_t rev = evs[j].rev;
+      size_t k = j, rb = 0;
+      while (k < n && evs[k].rev == rev) rb += evs[k++].len;
+      if (j > i && (bytes + rb > WATCH_RESPONSE_BYTES || revs >= WATCH_RESPONSE_REVS)) break;
+      bytes += rb;
+      revs++;
+      j = k;
+    }
+    int64_t last = evs[j - 1].rev;
+    size_t sent = watch_emit(st, w, header_rev ? header_rev : last, evs + i, j - i, rc);
+    if (sent) w->had_events = true;
+    if (*rc == -EINVAL) return i + sent;
+    watch_advance(w, evs + i, sent, j - i, last);
+    i += sent;
+    if (i < j) return i;
+  }
+  return i;
+}
+
+void watch_advance(watcher *w, const watch_ev *evs, size_t k, size_t n, int64_t end_rev) {
   if (k == n) {
     if (end_rev + 1 > w->next_rev) {
       w->next_rev = end_rev + 1;
@@ -225,9 +281,9 @@ void watch_advance(watcher *w, Mvccpb__Event *const *evs, size_t k, size_t n, in
     }
     return;
   }
-  int64_t r = event_rev(evs[k]);
+  int64_t r = evs[k].rev;
   size_t same = 0;
-  for (size_t i = k; i > 0 && event_rev(evs[i - 1]) == r; i--) same++;
+  for (size_t i = k; i > 0 && evs[i - 1].rev == r; i--) same++;
   if (r == w->next_rev) {
     w->skip += same;
   } else {
@@ -293,12 +349,23 @@ static void ctrl_flush(watch_stream *st) {
   }
 }
 
+void watch_progress_done(watch_stream *st) {
+  if (!st->progress_pending) return;
+  st->progress_pending = false;
+  st->hub->nprogress--;
+}
+
 void watch_try_progress(watch_stream *st) {
-  if (!st->progress_pending || st->closed || st->blocked || st->ctrl_head || st->nunsynced) return;
+  if (!st->progress_pending || st->closed || st->blocked || st->ctrl_head || st->nunsynced ||
+      st->nbacklog)
+    return;
+  /* The fan-out has not reached what was published when the client asked
+   * (the fan-out thread calls again as it moves). */
+  if (st->hub->cur_rev < st->progress_rev) return;
   /* Every watcher here is synced and its stream never refused a send, so every
    * event up to cur_rev that it watches is queued before this response. */
   ctrl_msg m = {.watch_id = -1, .header_rev = st->hub->cur_rev};
-  if (send_ctrl(st, &m) == 0) st->progress_pending = false;
+  if (send_ctrl(st, &m) == 0) watch_progress_done(st);
 }
 
 void watch_cancel_too_large(watcher *w, size_t bytes) {
@@ -416,6 +483,14 @@ static void handle_create(watch_stream *st, const Etcdserverpb__WatchCreateReque
 static void handle_cancel(watch_stream *st, int64_t id) {
   watcher *w = id_find(st, id);
   if (!w) return; /* etcd answers nothing */
+  /* Events decided before the cancel still go before its response. */
+  if (w->bl_n && !st->blocked) {
+    w->refs++;
+    watch_backlog_send(st->hub, w);
+    bool gone = w->removed;
+    watch_unref(w);
+    if (gone) return; /* canceled as too large, or the stream ended */
+  }
   watch_remove(w);
   ctrl_msg m = {.watch_id = id, .header_rev = st->hub->cur_rev, .canceled = true};
   watch_ctrl(st, &m);
@@ -424,7 +499,8 @@ static void handle_cancel(watch_stream *st, int64_t id) {
 void watch_stream_request(watch_stream *st, const Etcdserverpb__WatchRequest *req) {
   watch_hub *h = st->hub;
   int64_t published = 0;
-  if (req->request_union_case == ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST) {
+  if (req->request_union_case == ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST ||
+      req->request_union_case == ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST) {
     Etcdserverpb__ResponseHeader hdr = ETCDSERVERPB__RESPONSE_HEADER__INIT;
     store_fill_header(h->store, &hdr); /* outside hub->mu */
     published = hdr.revision;
@@ -439,7 +515,11 @@ void watch_stream_request(watch_stream *st, const Etcdserverpb__WatchRequest *re
         if (req->cancel_request) handle_cancel(st, req->cancel_request->watch_id);
         break;
       case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+        /* Answered once every watcher is synced and the fan-out has reached
+         * the revision published now (requests meanwhile share the answer). */
+        if (!st->progress_pending) h->nprogress++;
         st->progress_pending = true;
+        if (published > st->progress_rev) st->progress_rev = published;
         watch_try_progress(st);
         break;
       default: /* an empty request: etcd ignores it */
@@ -492,6 +572,7 @@ static void close_locked(watch_stream *st) {
   if (st->closed) return;
   watch_hub *h = st->hub;
   st->closed = true;
+  watch_progress_done(st);
   while (st->watchers) watch_remove(st->watchers);
   while (st->ctrl_head) {
     ctrl_msg *m = st->ctrl_head;
