@@ -105,6 +105,8 @@ HTTP="$(keel_http_addr store)"
 expect_eq "/healthz" "ok" "$(curl -sf "http://$HTTP/healthz")"
 expect_eq "/metrics: keel_store_revision" "keel_store_revision $RC" \
   "$(curl -sf "http://$HTTP/metrics" | grep '^keel_store_revision ')"
+expect_eq "/metrics: the watch fan-out's gauges" "3" \
+  "$(curl -sf "http://$HTTP/metrics" | grep -c '^keel_store_watch_\(fanout_pending\|fanout_overflowed\|events_held_back\) [0-9]')"
 # A live watch sees a put made after it started (bounded by timeout: a watch
 # never ends by itself).
 WATCHED="$(keel_dir watched)"

@@ -41,6 +41,9 @@ WGAUGE(watchers)
 WGAUGE(streams)
 WGAUGE(unsynced)
 WGAUGE(fell_behind)
+WGAUGE(pending)
+WGAUGE(overflowed)
+WGAUGE(held_back)
 #undef WGAUGE
 
 static double gauge_one(void *arg) {
@@ -69,6 +72,14 @@ static const struct {
      wgauge_unsynced},
     {"keel_store_watchers_fell_behind", "Times a watcher's queue was full and it went unsynced.",
      wgauge_fell_behind},
+    {"keel_store_watch_fanout_pending", "Revisions handed to the watch fan-out thread, not yet sent.",
+     wgauge_pending},
+    {"keel_store_watch_fanout_overflowed",
+     "Revisions dropped from the fan-out hand-off since start (their watchers replay them from history).",
+     wgauge_overflowed},
+    {"keel_store_watch_events_held_back",
+     "Events held back while their stream's transport was busy, then sent together, since start.",
+     wgauge_held_back},
     {"etcd_server_has_leader", "Whether a leader exists: always 1 for keel-store's single member.",
      gauge_one},
     {"etcd_mvcc_db_total_size_in_bytes", "keel-store: bytes of key-value state held in memory.",
