@@ -141,11 +141,22 @@ static int authorize(const auth_identity *id, const api_kind *k, const char *ver
   return auth_authorize(id, &r, err);
 }
 
+/* Read-your-writes: waits (bounded) until the cache of kind k has seen every
+ * write this apiserver made to k, so a decision taken from the cache right
+ * after our own write (a namespace just marked Terminating, a pod just
+ * deleted) sees it. Each such write is an event of that very cache, so this
+ * needs no progress notification from the store. */
+static void wait_own_writes(apiserver *a, const api_kind *k) {
+  int64_t rev = objstore_last_write(a->store, k);
+  if (rev > 0) watch_cache_wait(apiserver_cache(a, k), rev, 3000);
+}
+
 /* Namespace lifecycle admission: nothing is created in a namespace that does
  * not exist or is being deleted. */
 static int admit_namespace(apiserver *a, const api_kind *k, const char *ns, keel_error *err) {
   if (!k->namespaced) return 0;
   const api_kind *nsk = api_kind_by_resource("namespaces");
+  wait_own_writes(a, nsk);
   cache_object *o;
   if (watch_cache_get(apiserver_cache(a, nsk), "", ns, &o, NULL) < 0) {
     /* The cache may trail a namespace created a moment ago: ask the store. */
@@ -609,6 +620,7 @@ static bool namespace_empty(apiserver *a, const char *ns) {
   const api_kind *ks = api_kinds(&n);
   for (size_t i = 0; i < n; i++) {
     if (!ks[i].namespaced) continue;
+    wait_own_writes(a, &ks[i]);
     cache_filter f = {.ns = ns};
     cache_object **items;
     size_t count;

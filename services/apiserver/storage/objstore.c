@@ -8,16 +8,41 @@
 #include "services/apiserver/storage/objstore.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/base/cleanup.h"
 
+#define OBJSTORE_MAX_KINDS 32
+
 struct objstore {
   etcd_client *etcd;
   char prefix[128];
+  /* The newest revision this process wrote, per kind (read-your-writes). */
+  _Atomic int64_t last_write[OBJSTORE_MAX_KINDS];
 };
+
+static _Atomic int64_t *last_write_slot(objstore *s, const api_kind *k) {
+  size_t n;
+  const api_kind *ks = api_kinds(&n);
+  size_t i = (size_t)(k - ks);
+  return i < n && i < OBJSTORE_MAX_KINDS ? &s->last_write[i] : NULL;
+}
+
+static void note_write(objstore *s, const api_kind *k, int64_t rev) {
+  _Atomic int64_t *slot = last_write_slot(s, k);
+  if (!slot) return;
+  int64_t cur = atomic_load(slot);
+  while (cur < rev && !atomic_compare_exchange_weak(slot, &cur, rev)) {
+  }
+}
+
+int64_t objstore_last_write(objstore *s, const api_kind *k) {
+  _Atomic int64_t *slot = last_write_slot(s, k);
+  return slot ? atomic_load(slot) : 0;
+}
 
 objstore *objstore_new(etcd_client *etcd, const char *prefix, keel_error *err) {
   if (!prefix) prefix = "/registry";
@@ -194,7 +219,10 @@ static int guarded_put(objstore *s, const api_kind *k, const ProtobufCMessage *o
   int rc = guarded_txn(s, key, target, ETCD_CMP_EQUAL, number, &put, extra, &r, err);
   if (unknown_outcome(rc)) {
     keel_error saved = err ? *err : (keel_error){0};
-    if (settle_unknown(s, key, value, len, rev, NULL) == 1) {
+    int64_t landed = 0;
+    if (settle_unknown(s, key, value, len, &landed, NULL) == 1) {
+      if (rev) *rev = landed;
+      note_write(s, k, landed);
       *outcome = PUT_DONE;
       return 0;
     }
@@ -204,6 +232,7 @@ static int guarded_put(objstore *s, const api_kind *k, const ProtobufCMessage *o
   if (rc < 0) return rc;
   if (r.succeeded) {
     if (rev) *rev = r.revision;
+    note_write(s, k, r.revision);
     *outcome = PUT_DONE;
   } else {
     bool exists = r.nresults == 1 && r.results[0].range.nkvs > 0;
@@ -253,6 +282,7 @@ int objstore_delete(objstore *s, const api_kind *k, const char *ns, const char *
   bool ok = r.succeeded;
   bool gone = !ok && r.nresults == 1 && r.results[0].range.nkvs == 0;
   if (ok && rev) *rev = r.revision;
+  if (ok) note_write(s, k, r.revision);
   etcd_txn_result_clear(&r);
   if (ok) return 0;
   if (gone) return keel_error_set(err, ENOENT, "%s \"%s\" not found", k->resource, name);

@@ -76,6 +76,11 @@ int objstore_update(objstore *s, const api_kind *k, const ProtobufCMessage *obj,
 int objstore_delete(objstore *s, const api_kind *k, const char *ns, const char *name,
                     int64_t expected_rev, const objstore_extra *extra, int64_t *rev, keel_error *err);
 
+/* The newest revision this objstore wrote for kind k (0 when none): a reader
+ * that must see its own process's writes (admission, namespace finalization)
+ * waits for a watch cache to reach it. */
+int64_t objstore_last_write(objstore *s, const api_kind *k);
+
 /* The store's current revision (a count-only read). */
 int objstore_current_revision(objstore *s, int64_t *rev, keel_error *err);
 
