@@ -243,19 +243,9 @@ static void do_get(job *j) {
   bool rv_set;
   if ((rc = parse_rv(req->resource_version, &rv, &rv_set, &err)) < 0) return finish_error(j->call, rc, &err);
   watch_cache *c = apiserver_cache(j->a, j->kind);
-  if (!rv_set) {
-    /* A consistent read: the newest state, straight from the store. */
-    ProtobufCMessage *obj = NULL;
-    rc = objstore_get(j->a->store, j->kind, ns, req->name, &obj, NULL, &err);
-    if (rc == -ENOENT) keel_error_set(&err, ENOENT, "%s \"%s\" not found", j->kind->resource, req->name);
-    if (rc < 0) return finish_error(j->call, rc, &err);
-    rpc_call_reply(j->call, obj);
-    protobuf_c_message_free_unpacked(obj, NULL);
-    return;
-  }
-  if (rv > watch_cache_revision(c) && !watch_cache_progress_trusted(c)) {
-    /* The cache cannot prove it has caught up with rv (the store's progress
-     * is not trusted): the store answers. */
+  /* From the store: a consistent read (no resourceVersion), or a version the
+   * cache cannot prove it has reached (the store's progress is not trusted). */
+  if (!rv_set || (rv > watch_cache_revision(c) && !watch_cache_progress_trusted(c))) {
     ProtobufCMessage *obj = NULL;
     rc = objstore_get(j->a->store, j->kind, ns, req->name, &obj, NULL, &err);
     if (rc == -ENOENT) keel_error_set(&err, ENOENT, "%s \"%s\" not found", j->kind->resource, req->name);
@@ -593,11 +583,7 @@ static int ensure_system_namespaces(apiserver *a, keel_error *err) {
       continue;
     }
     char json_uid[37];
-    unsigned char b[16];
-    for (size_t j = 0; j < sizeof b; j++) b[j] = (unsigned char)rand();
-    snprintf(json_uid, sizeof json_uid, "%02x%02x%02x%02x-%02x%02x-4%x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6] & 0xf, b[7], (b[8] & 0x3f) | 0x80, b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    apiserver_new_uid(json_uid);
     Keel__Api__V1__Namespace ns = KEEL__API__V1__NAMESPACE__INIT;
     Keel__Api__V1__ObjectMeta meta = KEEL__API__V1__OBJECT_META__INIT;
     Keel__Api__V1__NamespaceSpec spec = KEEL__API__V1__NAMESPACE_SPEC__INIT;

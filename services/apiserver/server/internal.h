@@ -71,6 +71,9 @@ int apiserver_list_from_store(apiserver *a, const api_kind *k, const char *ns, s
                               int64_t limit, const char *continue_token, store_list *out, keel_error *err);
 void store_list_clear(store_list *l);
 
+/* A random (version 4) UID, as Kubernetes gives every object. */
+void apiserver_new_uid(char out[37]);
+
 int apiserver_ops_init(apiserver *a, keel_error *err);
 void apiserver_ops_destroy(apiserver *a);
 

@@ -55,7 +55,7 @@ static Google__Protobuf__Timestamp *clone_timestamp(const Google__Protobuf__Time
   return t ? (Google__Protobuf__Timestamp *)api_message_clone(&t->base) : NULL;
 }
 
-static void new_uid(char out[37]) {
+void apiserver_new_uid(char out[37]) {
   unsigned char b[16];
   if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
     for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)rand();
@@ -417,7 +417,7 @@ void apiserver_do_create(apiserver *a, const api_kind *k, const api_responder *c
   if (rc < 0) return finish_rc(call, rc, &err);
   /* What the server owns. */
   char uid[37];
-  new_uid(uid);
+  apiserver_new_uid(uid);
   set_str(&m->uid, uid);
   set_str(&m->resource_version, NULL);
   m->generation = 1;
