@@ -158,7 +158,12 @@ static void test_timeouts_and_reasons(void **state) {
   snprintf(st.message, sizeof(st.message), "metadata.name: Required value");
   assert_string_equal(cli_status_reason(&st), "BadRequest");
   st.code = GRPC_STATUS_FAILED_PRECONDITION;
+  snprintf(st.message, sizeof(st.message), "Operation cannot be fulfilled on pods \"x\": the object has been modified");
   assert_string_equal(cli_status_reason(&st), "Conflict");
+  snprintf(st.message, sizeof(st.message), "Precondition failed: UID in precondition: a, UID in object meta: b");
+  assert_string_equal(cli_status_reason(&st), "Conflict");
+  snprintf(st.message, sizeof(st.message), "pod x does not have a host assigned");
+  assert_string_equal(cli_status_reason(&st), "BadRequest");
   st.code = GRPC_STATUS_PERMISSION_DENIED;
   assert_string_equal(cli_status_reason(&st), "Forbidden");
 }

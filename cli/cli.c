@@ -74,7 +74,14 @@ const char *cli_status_reason(const client_status *st) {
   switch (st->code) {
     case GRPC_STATUS_NOT_FOUND: return "NotFound";
     case GRPC_STATUS_ALREADY_EXISTS: return "AlreadyExists";
+    /* Kubernetes' 409s read "Operation cannot be fulfilled on ..." or
+     * "Precondition failed: ..."; the rest of FAILED_PRECONDITION (a pod with
+     * no node for logs, exec into a finished pod) are its 400s. */
     case GRPC_STATUS_FAILED_PRECONDITION:
+      return strncmp(st->message, "Operation cannot be fulfilled", 29) == 0 ||
+                     strncmp(st->message, "Precondition failed", 19) == 0
+                 ? "Conflict"
+                 : "BadRequest";
     case GRPC_STATUS_ABORTED: return "Conflict";
     case GRPC_STATUS_INVALID_ARGUMENT: return strstr(st->message, "is invalid") ? "Invalid" : "BadRequest";
     case GRPC_STATUS_PERMISSION_DENIED: return "Forbidden";

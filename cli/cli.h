@@ -4,7 +4,7 @@
  *
  * A command is `int cmd_x(cli *x, int argc, char **argv)` (argv[0] is the
  * command's name) returning the process exit code: 0, or 1 after printing
- * every error on stderr ("error: ..." or "Error from server (NotFound):
+ * every error on stderr (exec: the remote command's exit code) ("error: ..." or "Error from server (NotFound):
  * pods \"x\" not found"). Commands print results on stdout. */
 #ifndef KEEL_CLI_CLI_H
 #define KEEL_CLI_CLI_H

@@ -123,5 +123,6 @@ int main(int argc, char **argv) {
   fflush(stdout);
   cli_destroy(&x);
   free(cargv);
-  return rc == 0 ? 0 : 1;
+  /* A command's own exit code (exec passes the remote command's on). */
+  return rc >= 0 && rc <= 255 ? rc : 1;
 }

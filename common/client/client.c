@@ -352,6 +352,18 @@ client_watch *client_watch_start(client *c, const api_kind *k, const Keel__Api__
   return w;
 }
 
+rpc_stream *client_stream_start(client *c, const char *method, rpc_kind kind, const ProtobufCMessage *req,
+                                const ProtobufCMessageDescriptor *resp, const client_call_options *opts,
+                                const rpc_stream_callbacks *cb, void *arg, keel_error *err) {
+  rpc_metadata md[2];
+  rpc_call_options co = {
+      .timeout_ms = opts ? opts->timeout_ms : 0,
+      .metadata = md,
+      .nmetadata = call_metadata(c, opts, md),
+  };
+  return rpc_stream_start(c->ch, method, kind, req, resp, &co, cb, arg, err);
+}
+
 void client_watch_cancel(client_watch *w) {
   if (w) rpc_stream_cancel(w->stream);
 }

@@ -137,6 +137,16 @@ typedef void (*client_done_fn)(void *arg, const client_status *st, ProtobufCMess
 int client_call_async(client *c, const api_kind *k, client_verb verb, const ProtobufCMessage *req,
                       const client_call_options *opts, client_done_fn done, void *arg, client_status *st);
 
+/* ---------------------------------------------------------------- streams */
+
+/* Any streaming method ("/keel.api.v1.Pods/Log", ".../Exec") with the
+ * client's credentials: rpc_stream_start on the client's channel (see
+ * common/rpc/rpc.h for the callbacks and the stream's life). opts->timeout_ms
+ * 0 means no deadline here: streams run as long as the caller wants. */
+rpc_stream *client_stream_start(client *c, const char *method, rpc_kind kind, const ProtobufCMessage *req,
+                                const ProtobufCMessageDescriptor *resp, const client_call_options *opts,
+                                const rpc_stream_callbacks *cb, void *arg, keel_error *err);
+
 /* ---------------------------------------------------------------- watch */
 
 typedef struct client_watch client_watch;

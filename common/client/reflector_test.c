@@ -126,6 +126,15 @@ static void unimplemented(rpc_call *call, const ProtobufCMessage *req, void *ctx
   rpc_call_finish(call, GRPC_STATUS_UNIMPLEMENTED, "fake");
 }
 
+static void unimplemented_stream(rpc_call *call, void *ctx) {
+  (void)ctx;
+  rpc_call_finish(call, GRPC_STATUS_UNIMPLEMENTED, "not in this test");
+}
+
+static void ignore_message(rpc_call *call, const ProtobufCMessage *m, void *ctx) {
+  (void)call, (void)m, (void)ctx;
+}
+
 typedef struct seen {
   pthread_mutex_t mu;
   char log[64][48];
@@ -160,8 +169,11 @@ static void test_resume_and_relist_decisions(void **state) {
       {.name = "Watch", .kind = RPC_SERVER_STREAMING, .on_request = on_watch},
       {.name = "UpdateStatus", .kind = RPC_UNARY, .on_request = unimplemented},
       {.name = "Bind", .kind = RPC_UNARY, .on_request = unimplemented},
+      {.name = "Log", .kind = RPC_SERVER_STREAMING, .on_request = unimplemented},
+      {.name = "Exec", .kind = RPC_BIDI_STREAMING, .on_start = unimplemented_stream,
+       .on_message = ignore_message, .on_half_close = unimplemented_stream},
   };
-  if (rpc_server_add_service(srv, &keel__api__v1__pods__descriptor, handlers, 8, NULL, &err) < 0)
+  if (rpc_server_add_service(srv, &keel__api__v1__pods__descriptor, handlers, 10, NULL, &err) < 0)
     fail_msg("%s", err.message);
   int port = rpc_server_add_listener(srv, "127.0.0.1:0", NULL, &err);
   assert_true(port > 0);

@@ -45,7 +45,7 @@ static api_kind kind_table[] = {
     KIND("Namespace", "namespaces", "namespace", "ns", "", "v1", false, API_SUB_STATUS, namespace,
          namespaces, namespace_fields),
     KIND("Node", "nodes", "node", "no", "", "v1", false, API_SUB_STATUS, node, nodes, node_fields),
-    KIND("Pod", "pods", "pod", "po", "", "v1", true, API_SUB_STATUS | API_SUB_BIND, pod, pods,
+    KIND("Pod", "pods", "pod", "po", "", "v1", true, API_SUB_STATUS | API_SUB_BIND | API_SUB_LOG | API_SUB_EXEC, pod, pods,
          pod_fields),
     KIND("Service", "services", "service", "svc", "", "v1", true, API_SUB_STATUS, service, services,
          service_fields),
@@ -151,22 +151,21 @@ ProtobufCMessage **api_object_status_slot(const api_kind *k, ProtobufCMessage *o
   return k->f_status ? field_slot(obj, k->f_status) : NULL;
 }
 
-/* Replaces a string field, freeing the old value unless it is the default. */
-static void set_string_field(ProtobufCMessage *obj, const ProtobufCFieldDescriptor *f, const char *value) {
-  char **slot = field_slot(obj, f);
-  if (*slot && *slot != (char *)f->default_value && *slot != protobuf_c_empty_string) free(*slot);
-  *slot = value ? strdup(value) : (char *)protobuf_c_empty_string;
-  if (!*slot) *slot = (char *)protobuf_c_empty_string;
+void api_string_set(char **slot, const char *value) {
+  /* Copy first: value may be the string being replaced. */
+  char *copy = value && *value ? strdup(value) : NULL;
+  if (*slot && *slot != protobuf_c_empty_string) free(*slot);
+  *slot = copy ? copy : (char *)protobuf_c_empty_string;
 }
 
 void api_object_set_type_meta(const api_kind *k, ProtobufCMessage *obj) {
-  set_string_field(obj, k->f_api_version, k->api_version);
-  set_string_field(obj, k->f_kind, k->kind);
+  api_string_set(field_slot(obj, k->f_api_version), k->api_version);
+  api_string_set(field_slot(obj, k->f_kind), k->kind);
 }
 
 void api_object_clear_type_meta(const api_kind *k, ProtobufCMessage *obj) {
-  set_string_field(obj, k->f_api_version, NULL);
-  set_string_field(obj, k->f_kind, NULL);
+  api_string_set(field_slot(obj, k->f_api_version), NULL);
+  api_string_set(field_slot(obj, k->f_kind), NULL);
 }
 
 /* "podIP" matches "pod_ip": equal ignoring case and underscores. */

@@ -23,6 +23,8 @@ enum {
   API_SUB_STATUS = 1u << 0, /* UpdateStatus */
   API_SUB_BIND = 1u << 1,   /* Pods/Bind */
   API_SUB_SCALE = 1u << 2,  /* GetScale / UpdateScale */
+  API_SUB_LOG = 1u << 3,    /* Pods/Log ("get pods/log") */
+  API_SUB_EXEC = 1u << 4,   /* Pods/Exec ("create pods/exec") */
 };
 
 typedef struct api_kind {
@@ -101,5 +103,12 @@ void api_message_normalize(ProtobufCMessage *msg);
 
 /* Deep copy through pack/unpack; NULL on failure. */
 ProtobufCMessage *api_message_clone(const ProtobufCMessage *msg);
+
+/* Replaces a proto3 string field (*slot) with a copy of value: frees the old
+ * value unless it is protobuf-c's shared empty string, which an unset field
+ * and a NULL or "" value (or a failed copy) point to, so the message stays
+ * freeable by protobuf_c_message_free_unpacked. value may point into the old
+ * string. */
+void api_string_set(char **slot, const char *value);
 
 #endif

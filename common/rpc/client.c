@@ -569,6 +569,8 @@ struct rpc_stream {
   bool reads_done;
   bool close_fired;
   bool cancelled;
+  bool reads_paused;  /* rpc_stream_pause_reads: no new RECV_MESSAGE */
+  bool read_parked;   /* a read is owed: started by rpc_stream_resume_reads */
   grpc_metadata *md;
   size_t nmd;
   grpc_byte_buffer *start_message;
@@ -766,8 +768,28 @@ void rpc_stream_cancel(rpc_stream *s) {
   pthread_mutex_lock(&s->mu);
   s->cancelled = true;
   rpc_sendq_clear(&s->queue);
+  /* A parked read is started now: on the canceled call it ends at once, on
+   * the channel's thread, which then reports on_close as always. */
+  bool parked = s->read_parked;
+  s->read_parked = false;
   pthread_mutex_unlock(&s->mu);
   grpc_call_cancel(s->call, NULL);
+  if (parked) stream_start_read(s, false);
+}
+
+void rpc_stream_pause_reads(rpc_stream *s) {
+  pthread_mutex_lock(&s->mu);
+  s->reads_paused = true;
+  pthread_mutex_unlock(&s->mu);
+}
+
+void rpc_stream_resume_reads(rpc_stream *s) {
+  pthread_mutex_lock(&s->mu);
+  s->reads_paused = false;
+  bool start = s->read_parked && !s->cancelled;
+  s->read_parked = false;
+  pthread_mutex_unlock(&s->mu);
+  if (start) stream_start_read(s, false);
 }
 
 void rpc_stream_release(rpc_stream *s) {
@@ -832,7 +854,11 @@ static void on_stream_event(rpc_stream *s, rpc_tag *tag, bool ok) {
     }
     if (s->cb.on_message) s->cb.on_message(s, msg, s->arg);
     protobuf_c_message_free_unpacked(msg, NULL);
-    stream_start_read(s, false);
+    pthread_mutex_lock(&s->mu);
+    bool park = s->reads_paused && !s->cancelled;
+    if (park) s->read_parked = true;
+    pthread_mutex_unlock(&s->mu);
+    if (!park) stream_start_read(s, false);
   }
 }
 

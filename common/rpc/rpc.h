@@ -394,6 +394,14 @@ int rpc_stream_write(rpc_stream *s, const ProtobufCMessage *message);
 int rpc_stream_close_send(rpc_stream *s);
 /* Cancels; on_close still runs (with CANCELLED unless already closed). */
 void rpc_stream_cancel(rpc_stream *s);
+/* Read-side flow control, for a relay whose own receiver is slow: after
+ * pause, no message is read from the network once the current on_message
+ * returns (gRPC's flow control then holds the sender back); resume reads on.
+ * A paused stream reports on_close only once resumed or canceled. May be
+ * called from on_message. Thread-safe; callbacks never run inside these calls
+ * (nor inside rpc_stream_cancel). */
+void rpc_stream_pause_reads(rpc_stream *s);
+void rpc_stream_resume_reads(rpc_stream *s);
 /* Drops the caller's reference; after on_close it frees the stream. Releasing an
  * open stream cancels it first. */
 void rpc_stream_release(rpc_stream *s);

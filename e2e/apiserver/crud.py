@@ -19,7 +19,11 @@ usage: crud.py KEEL_APISERVER API_DESCRIPTORS.pb (keel-store KEEL_STORE | etcd /
   (whose ClusterIP is released only when the last finalizer goes), namespaces
   that terminate, delete preconditions; dry run (also of Bind and UpdateScale);
   generateName; an update carrying another object's uid; the bootstrap
-  namespaces cannot be deleted.
+  namespaces cannot be deleted;
+- NodePorts on Service updates: a new port gets one, a removed port's and a
+  type ClusterIP Service's are released (another Service can take them), a
+  taken one is refused, concurrent updates never share one, dry run writes
+  nothing; the ClusterIP is immutable.
 """
 import os
 import sys
@@ -288,6 +292,9 @@ def scale_to(M, base, n):
     return s
 
 
+UPDATE_TRIES = 20
+
+
 def race(n, fn):
     """Runs fn(i) on n threads started together; ["ok" | StatusCode]."""
     results = [None] * n
@@ -544,6 +551,147 @@ def test_graceful_deletion(c, api, M):
                 lambda: api.Pods.Create(L.pod(M, "x", "nowhere")), SC.NOT_FOUND, 'namespaces "nowhere" not found')
 
 
+def svc_copy(M, s):
+    u = M["Service"]()
+    u.CopyFrom(s)
+    return u
+
+
+def add_port(s, name, port, node_port=0):
+    p = s.spec.ports.add(name=name, port=port, node_port=node_port)
+    p.target_port.int_val = port
+    return s
+
+
+def node_ports(s):
+    return [p.node_port for p in s.spec.ports]
+
+
+def taker(M, name, node_port):
+    """A NodePort Service asking for node_port explicitly."""
+    t = L.service(M, name, type_="NodePort")
+    t.spec.ports[0].node_port = node_port
+    return t
+
+
+def test_service_node_ports(c, api, M):
+    s = api.Services.Create(L.service(M, "np-upd", type_="NodePort"))
+    http = s.spec.ports[0].node_port
+    # A port added by an update gets a NodePort; the old port keeps its own.
+    u = api.Services.Update(add_port(svc_copy(M, s), "metrics", 9090))
+    c.ok("update adding a port: it gets a NodePort in the range, the old port keeps its own",
+         u.spec.ports[0].node_port == http and 30000 <= u.spec.ports[1].node_port <= 30199
+         and u.spec.ports[1].node_port != http, node_ports(u))
+    metrics = u.spec.ports[1].node_port
+    expect_code(c, "the added port's NodePort is allocated: a Service asking for it is refused",
+                lambda: api.Services.Create(taker(M, "np-taker", metrics)), SC.INVALID_ARGUMENT,
+                f"spec.ports[0].nodePort: Invalid value: {metrics}: provided port is already allocated")
+    # The client may leave every nodePort out (a manifest applied again).
+    again = svc_copy(M, u)
+    for p in again.spec.ports:
+        p.node_port = 0
+    again = api.Services.Update(again)
+    c.eq("update leaving nodePorts out keeps them (matched by name)", node_ports(again), [http, metrics])
+    # A port removed by an update releases its NodePort.
+    r = svc_copy(M, again)
+    del r.spec.ports[1]
+    r = api.Services.Update(r)
+    c.eq("update removing a port: the rest keep theirs", node_ports(r), [http])
+    code, got = L.rpc_error(lambda: api.Services.Create(taker(M, "np-taker", metrics)))
+    c.ok("a removed port's NodePort is free: another Service takes it explicitly",
+         code is None and got.spec.ports[0].node_port == metrics, f"{code} {got}")
+    # Taken by another Service: an update asking for it is refused, nothing changes.
+    expect_code(c, "update asking for a NodePort another Service holds -> INVALID_ARGUMENT",
+                lambda: api.Services.Update(add_port(svc_copy(M, r), "metrics", 9090, metrics)),
+                SC.INVALID_ARGUMENT,
+                f'Service "np-upd" is invalid: spec.ports[1].nodePort: Invalid value: {metrics}: '
+                "provided port is already allocated")
+    c.eq("the refused update changed nothing", node_ports(api.Services.Get(gr(M, "np-upd", "default"))), [http])
+    api.Services.Delete(dr(M, "np-taker", "default"))
+    # Swapping two ports' NodePorts within one Service is no conflict.
+    two = api.Services.Update(add_port(svc_copy(M, r), "metrics", 9090))
+    sw = svc_copy(M, two)
+    sw.spec.ports[0].node_port, sw.spec.ports[1].node_port = two.spec.ports[1].node_port, http
+    sw = api.Services.Update(sw)
+    c.eq("update swapping two ports' NodePorts", node_ports(sw), [two.spec.ports[1].node_port, http])
+    # Dry run: the reply shows the NodePort a new port would get; nothing is written.
+    d = api.Services.Update(add_port(svc_copy(M, sw), "admin", 9091), metadata=[("x-keel-dry-run", "All")])
+    c.ok("dry run update adding a port: answered with a NodePort", len(d.spec.ports) == 3 and d.spec.ports[2].node_port,
+         node_ports(d))
+    c.eq("dry run update wrote nothing", node_ports(api.Services.Get(gr(M, "np-upd", "default"))), node_ports(sw))
+    if d.spec.ports[2].node_port:
+        code, got = L.rpc_error(lambda: api.Services.Create(taker(M, "np-dry", d.spec.ports[2].node_port)))
+        c.eq("dry run allocated nothing: its NodePort is free", code, None)
+        api.Services.Delete(dr(M, "np-dry", "default"))
+    # NodePort -> ClusterIP (a read-modify-write of the type alone) releases them all.
+    held = node_ports(sw)
+    ci = svc_copy(M, sw)
+    ci.spec.type = "ClusterIP"
+    ci = api.Services.Update(ci)
+    c.eq("type NodePort -> ClusterIP: nodePorts and externalTrafficPolicy cleared",
+         (node_ports(ci), ci.spec.external_traffic_policy), ([0, 0], ""))
+    c.eq("type change keeps the ClusterIP", ci.spec.cluster_ip, s.spec.cluster_ip)
+    for i, port in enumerate(held):
+        code, _ = L.rpc_error(lambda port=port, i=i: api.Services.Create(taker(M, f"np-free{i}", port)))
+        c.eq(f"after NodePort -> ClusterIP, NodePort {i} is free again", code, None)
+        api.Services.Delete(dr(M, f"np-free{i}", "default"))
+    # ClusterIP -> NodePort allocates one per port.
+    np = svc_copy(M, ci)
+    np.spec.type = "NodePort"
+    np = api.Services.Update(np)
+    c.ok("type ClusterIP -> NodePort: every port gets a NodePort",
+         all(30000 <= p <= 30199 for p in node_ports(np)) and len(set(node_ports(np))) == 2, node_ports(np))
+    # The ClusterIP never changes.
+    bad = svc_copy(M, np)
+    bad.spec.cluster_ip = "10.96.250.250"
+    del bad.spec.cluster_ips[:]
+    expect_code(c, "update changing spec.clusterIP -> INVALID_ARGUMENT", lambda: api.Services.Update(bad),
+                SC.INVALID_ARGUMENT, "spec.clusterIP: Invalid value: \"10.96.250.250\": field is immutable")
+    api.Services.Delete(dr(M, "np-upd", "default"))
+
+    # Concurrent updates adding ports to several Services (and to one Service,
+    # without a resourceVersion) never hand one NodePort out twice. The range
+    # is 200 ports (main), so random picks do collide now and then.
+    names = [f"np-race{i}" for i in range(6)]
+    made = [api.Services.Create(L.service(M, n, type_="NodePort")) for n in names]
+
+    def grow(i):
+        u = svc_copy(M, made[i % len(made)])
+        u.metadata.resource_version = ""
+        for j in range(3):
+            add_port(u, f"p{i}-{j}", 1000 + 10 * i + j)
+        return api.Services.Update(u)
+
+    results = race(len(names), grow)
+    c.eq("concurrent updates adding ports: all land", results, ["ok"] * len(names))
+    one = api.Services.Create(L.service(M, "np-one", type_="NodePort"))
+
+    def grow_one(i):
+        for _ in range(UPDATE_TRIES):
+            cur = api.Services.Get(gr(M, "np-one", "default"))
+            add_port(cur, f"q{i}", 2000 + i)
+            code, _ = L.rpc_error(lambda: api.Services.Update(cur))
+            if code != SC.FAILED_PRECONDITION:
+                return code
+        return "gave up"
+
+    outcomes = [None] * 4
+    ts = [threading.Thread(target=lambda i=i: outcomes.__setitem__(i, grow_one(i))) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(T)
+    c.eq("concurrent read-modify-write updates of one Service: all land", outcomes, [None] * 4)
+    every = []
+    for n in names + ["np-one"]:
+        every += node_ports(api.Services.Get(gr(M, n, "default")))
+    c.eq("concurrent updates: every port has a NodePort", [p for p in every if not p], [])
+    c.eq("concurrent updates: no NodePort handed out twice", len(every), len(set(every)))
+    c.eq("one Service: all 4 ports added", len(api.Services.Get(gr(M, "np-one", "default")).spec.ports), 5)
+    for n in names + ["np-one"]:
+        api.Services.Delete(dr(M, n, "default"))
+
+
 def test_misc(c, api, M):
     # Dry run: answered, not written.
     dry = api.Pods.Create(L.pod(M, "dry"), metadata=[("x-keel-dry-run", "All")])
@@ -560,7 +708,7 @@ def test_misc(c, api, M):
     s = api.Services.Create(L.service(M, "np", type_="NodePort"))
     c.ok("service: ClusterIP from 10.96.0.0/16", s.spec.cluster_ip.startswith("10.96."), s.spec.cluster_ip)
     c.eq("service: clusterIPs mirrors clusterIP", list(s.spec.cluster_ips), [s.spec.cluster_ip])
-    c.ok("service: nodePort in 30000-32767", 30000 <= s.spec.ports[0].node_port <= 32767)
+    c.ok("service: nodePort in the range", 30000 <= s.spec.ports[0].node_port <= 30199)
     u = M["Service"]()
     u.CopyFrom(s)
     u.spec.cluster_ip = ""
@@ -615,7 +763,8 @@ def main():
     M = types.M
     base = kt.tmpdir("apiserver-crud")
     store, url = L.start_store(STORE_KIND, STORE_BIN, base)
-    apid = L.start_apiserver(APISERVER, url, base)
+    # A narrow NodePort range: concurrent allocations collide and retry.
+    apid = L.start_apiserver(APISERVER, url, base, args=["--service-node-port-range=30000-30199"])
     api = L.insecure_api(types, apid.grpc_addr())
     ns = api.Namespaces.Get(gr(M, "default"))
     c.eq("bootstrap: namespace default is Active", ns.status.phase, "Active")
@@ -629,6 +778,7 @@ def main():
     c.run("selectors", lambda: test_selectors(c, api, M))
     c.run("graceful deletion and finalizers", lambda: test_graceful_deletion(c, api, M))
     c.run("dry run, generateName, services, defaults", lambda: test_misc(c, api, M))
+    c.run("service NodePorts on update", lambda: test_service_node_ports(c, api, M))
     api.close()
     c.ok("apiserver still running at the end", apid.running(), apid.log_tail())
     L.stop_all(c, [apid, store])

@@ -22,9 +22,15 @@ function servicesFromProto(file) {
   let m;
   while ((m = re.exec(text))) {
     out[m[1]] = [...m[2].matchAll(/rpc\s+(\w+)\s*\(/g)].map((x) => x[1]).sort();
+    for (const r of m[2].matchAll(/rpc\s+(\w+)\s*\(\s*(stream\s+)?[\w.]+\s*\)\s*returns\s*\(\s*(stream\s+)?/g)) {
+      streaming[`${m[1]}.${r[1]}`] = [!!r[2], !!r[3]];
+    }
   }
   return out;
 }
+
+// "Service.Method" -> [requestStream, responseStream], as services.proto declares them.
+const streaming = {};
 
 // A grpc-js client from protobufjs types that came out of reflection.
 function clientFromService(svc, addr) {
@@ -76,9 +82,10 @@ async function main() {
       const svc = root.lookupService(`keel.api.v1.${s}`);
       c.eq(`${s}: methods from reflection`, Object.keys(svc.methods).sort(), methods);
       const w = svc.methods.Watch;
-      c.ok(`${s}: Watch is server-streaming, the others unary`,
-           w && w.responseStream && !w.requestStream &&
-           Object.values(svc.methods).filter((m) => m !== w).every((m) => !m.responseStream && !m.requestStream));
+      c.ok(`${s}: Watch is server-streaming`, w && w.responseStream && !w.requestStream);
+      const kinds = Object.entries(svc.methods).map(([n, m]) => [n, [!!m.requestStream, !!m.responseStream]]);
+      c.eq(`${s}: every method streams as services.proto declares (Pods/Exec bidi, Pods/Log server)`,
+           Object.fromEntries(kinds), Object.fromEntries(kinds.map(([n]) => [n, streaming[`${s}.${n}`]])));
       c.ok(`${s}: Get takes keel.api.v1.GetRequest`,
            svc.methods.Get.resolvedRequestType.fullName === '.keel.api.v1.GetRequest',
            svc.methods.Get.resolvedRequestType.fullName);

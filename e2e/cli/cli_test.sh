@@ -5,12 +5,14 @@
 # compared with golden files (e2e/cli/golden/, after normalising ages, times,
 # uids and allocated addresses), describe with the object's events, scale,
 # delete --wait, dry runs, rollout status/history/undo, the config file and
-# its contexts, completion, and the error paths: their exit codes and stderr.
+# its contexts, completion, logs and exec through the apiserver to a stand-in
+# node agent, and the error paths: their exit codes and stderr.
 #
-# usage: cli_test.sh KEEL KEEL_APISERVER KEEL_STORE
+# usage: cli_test.sh KEEL KEEL_APISERVER KEEL_STORE API_DESCRIPTORS.pb
 # To rewrite the golden files after an intended change, run it by hand:
 #   KEEL_UPDATE_GOLDEN=e2e/cli/golden e2e/cli/cli_test.sh bazel-bin/cli/keel \
-#     bazel-bin/services/apiserver/keel-apiserver bazel-bin/services/store/keel-store
+#     bazel-bin/services/apiserver/keel-apiserver bazel-bin/services/store/keel-store \
+#     bazel-bin/proto/api_descriptors.pb
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=../testlib/daemon.sh
@@ -19,6 +21,7 @@ source "$HERE/../testlib/daemon.sh"
 KEEL="$(realpath "${1:?usage: cli_test.sh KEEL KEEL_APISERVER KEEL_STORE}")"
 APISERVER="$(realpath "${2:?usage}")"
 STORE="$(realpath "${3:?usage}")"
+DESCRIPTORS="$(realpath "${4:?usage}")"
 TESTDATA="$HERE/testdata"
 GOLDEN="$HERE/golden"
 keel_init
@@ -499,18 +502,82 @@ expect_rc "undo to a missing revision" 1 undo2
 expect_eq "undo to a missing revision: stderr" "error: unable to find specified revision 9 in history" "$(cat "$WORK/undo2.err")"
 
 # ---------------------------------------------------------------- logs, exec
+# Through the apiserver's Pods/Log and Pods/Exec relays to a node agent:
+# e2e/testlib/test_agent.py stands in for keel-agent (its logs are "line N of
+# NS/POD/CONTAINER"; exec runs the command here).
 
 k logs logs goproxy
-expect_rc "logs" 1 logs
-expect_eq "logs: no agent" 'error: cannot get the logs of container "goproxy" in pod "goproxy" (not scheduled to a node yet): the pod'"'"'s node agent is not reachable: keel has no node agent yet' "$(cat "$WORK/logs.err")"
+expect_rc "logs of an unscheduled pod" 1 logs
+expect_eq "logs of an unscheduled pod: stderr" 'Error from server (BadRequest): pod goproxy does not have a host assigned' "$(cat "$WORK/logs.err")"
 k logs2 logs goproxy -c nope -f
 expect_rc "logs of a missing container" 1 logs2
 expect_eq "logs of a missing container: stderr" "error: container nope is not valid for pod goproxy" "$(cat "$WORK/logs2.err")"
-k exec exec goproxy -c goproxy -- ls -l /
-expect_rc "exec" 1 exec
-expect_contains "exec: no agent" "the pod's node agent is not reachable: keel has no node agent yet" "$WORK/exec.err"
 k exec2 exec goproxy
 expect_eq "exec without a command" "error: you must specify at least one command for the container" "$(cat "$WORK/exec2.err")"
+
+keel_start agent /usr/bin/python3 "$HERE/../testlib/test_agent.py" --descriptors="$DESCRIPTORS" \
+  --listen=127.0.0.1:0 --journal="$WORK/agent-journal"
+keel_wait_ready agent 20 || { keel_finish; exit 1; }
+cat > "$WORK/agent-node.yaml" <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-a
+  annotations:
+    agent.keel.dev/endpoint: "$(keel_grpc_addr agent)"
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: two
+spec:
+  nodeName: node-a
+  containers:
+  - name: app
+    image: busybox:1.36
+  - name: sidecar
+    image: busybox:1.36
+EOF
+k agentnode apply -f "$WORK/agent-node.yaml"
+expect_rc "apply a node with an agent and a pod on it" 0 agentnode
+k logs3 logs two
+expect_rc "logs" 0 logs3
+expect_eq "logs: the first container's log" "$(printf 'line %d of default/two/app\n' 1 2 3 4 5)" "$(cat "$WORK/logs3.out")"
+expect_eq "logs: the container defaulted, as kubectl says" 'Defaulted container "app" out of: app, sidecar' "$(cat "$WORK/logs3.err")"
+k logs4 logs pod/two -c sidecar --tail=2 --timestamps
+expect_eq "logs -c --tail --timestamps" $'2026-01-01T00:00:04Z line 4 of default/two/sidecar\n2026-01-01T00:00:05Z line 5 of default/two/sidecar' "$(cat "$WORK/logs4.out")"
+k logs5 logs two --all-containers --limit-bytes=9
+expect_eq "logs --all-containers --limit-bytes (each container)" "line 1 ofline 1 of" "$(cat "$WORK/logs5.out")"
+# -f streams until stopped: read three ticks, then end it with a signal.
+"$KEEL" logs two -f > "$WORK/logsf.out" 2> "$WORK/logsf.err" &
+FPID=$!
+for _ in $(seq 100); do grep -q "tick 3" "$WORK/logsf.out" 2>/dev/null && break; sleep 0.1; done
+kill -TERM "$FPID" # (a background job of a script ignores SIGINT)
+wait "$FPID"
+expect_contains "logs -f: new lines keep coming" "tick 3" "$WORK/logsf.out"
+for _ in $(seq 50); do grep -q '"cancelled": true' "$WORK/agent-journal" && break; sleep 0.1; done
+expect_contains "logs -f interrupted: the agent sees the cancel" '"cancelled": true' "$WORK/agent-journal"
+k logs6 logs two --tail=-5
+expect_eq "logs --tail=-5" "error: --tail must be -1 or more" "$(cat "$WORK/logs6.err")"
+
+k exec exec two -c sidecar -- sh -c 'echo to-out; echo to-err >&2; exit 7'
+expect_rc "exec: the command's exit code" 7 exec
+expect_eq "exec: stdout" "to-out" "$(cat "$WORK/exec.out")"
+expect_eq "exec: stderr, then kubectl's line" $'to-err\ncommand terminated with exit code 7' "$(cat "$WORK/exec.err")"
+seq 1 20000 > "$WORK/stdin.txt"
+"$KEEL" exec -i two -c app -- sh -c 'wc -l; cat' < "$WORK/stdin.txt" > "$WORK/exec3.out" 2> "$WORK/exec3.err"
+RC=$?
+expect_rc "exec -i" 0 exec3
+expect_eq "exec -i: stdin reaches the command" "20000" "$(head -n1 "$WORK/exec3.out" | tr -d ' ')"
+k exec4 exec two -c app -- no-such-program-keel
+expect_rc "exec of a missing program" 127 exec4
+k exec5 --token=viewer-token exec two -c app -- true
+expect_rc "exec as a viewer" 1 exec5
+expect_contains "exec as a viewer: refused" 'Error from server (Forbidden): user "bob" (groups keel:viewers) cannot create pods/exec' "$WORK/exec5.err"
+k logs7 --token=viewer-token logs two -c app --tail=1
+expect_eq "logs as a viewer" "line 5 of default/two/app" "$(cat "$WORK/logs7.out")"
+k delnode delete -f "$WORK/agent-node.yaml"
+keel_stop agent 10
 
 # ---------------------------------------------------------------- completion
 

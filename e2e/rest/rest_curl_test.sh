@@ -4,7 +4,8 @@
 # label selector, a ?watch=1 stream seeing ADDED and DELETED, update with a
 # stale resourceVersion (409), unknown fields (400 naming the field), validation
 # (422 naming the field), a missing object (404), no credentials (401), a
-# viewer writing (403), a deployment's scale subresource, and Status objects
+# viewer writing (403), a deployment's scale subresource, a Service PUT adding a
+# port (it gets a NodePort), and Status objects
 # with Kubernetes' reason and code.
 # usage: rest_curl_test.sh KEEL_APISERVER KEEL_STORE
 set -uo pipefail
@@ -155,6 +156,15 @@ expect_eq "PUT scale: 200" "200" \
 expect_eq "deployment now has 5 replicas" "5" \
   "$(curl -s "${ADMIN[@]}" "$H/apis/apps/v1/namespaces/default/deployments/nginx-deployment" | json_get "d['spec']['replicas']")"
 
+# A Service updated with PUT goes through the same update as gRPC: a port it
+# adds gets a NodePort in the Service's own write, the old port keeps its own.
+SVC='{"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},"spec":{"type":"NodePort","selector":{"app":"nginx"},"ports":[{"name":"http","port":80,"targetPort":80}]}}'
+expect_eq "create NodePort service: 201" "201" "$(curl_code "${ADMIN[@]}" -X POST --data "$SVC" "$H/api/v1/namespaces/default/services")"
+NP="$(json_get "d['spec']['ports'][0]['nodePort']" < "$BODY")"
+/usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['spec']['ports'].append({'name':'metrics','port':9090,'targetPort':9090}); json.dump(d, open(sys.argv[2],'w'))" "$BODY" "$BODY.svc"
+expect_eq "PUT adding a port: 200" "200" "$(curl_code "${ADMIN[@]}" -X PUT --data @"$BODY.svc" "$H/api/v1/namespaces/default/services/web")"
+expect_eq "PUT: the added port has a NodePort of its own" "True" \
+  "$(json_get "d['spec']['ports'][0]['nodePort'] == $NP and 30000 <= d['spec']['ports'][1]['nodePort'] <= 32767 and d['spec']['ports'][1]['nodePort'] != $NP" < "$BODY")"
 
 # Events are recorded and expire after --event-ttl (a store lease).
 EV='{"metadata":{"name":"nginx.1"},"involvedObject":{"kind":"Pod","namespace":"default","name":"nginx"},"reason":"Started","message":"Started container nginx","type":"Normal","count":1,"source":{"component":"test"}}'

@@ -39,6 +39,7 @@ int main(int argc, char **argv) {
   char *tls_cert = NULL, *tls_key = NULL, *client_ca = NULL, *token_file = NULL;
   char *etcd_ca = NULL, *etcd_cert = NULL, *etcd_key = NULL, *etcd_prefix = "/registry";
   char *http_listen = "127.0.0.1:0", *ready_file = NULL;
+  char *kubelet_cert = NULL, *kubelet_key = NULL, *kubelet_ca = NULL;
   char *service_cidr = "10.96.0.0/16", *node_port_range = "30000-32767";
   char *level_name = "info", *format_name = "text";
   bool anonymous_admin = false;
@@ -59,6 +60,10 @@ int main(int argc, char **argv) {
       FLAG_STRING("tls-private-key-file", &tls_key, "PEM key of --tls-cert-file"),
       FLAG_STRING("client-ca-file", &client_ca,
                   "PEM CA: accept client certificates signed by it (CN = user, O = groups)"),
+      FLAG_STRING("kubelet-client-certificate", &kubelet_cert,
+                  "client certificate for node agents (Pods/Log, Pods/Exec): reach them over TLS"),
+      FLAG_STRING("kubelet-client-key", &kubelet_key, "key of --kubelet-client-certificate"),
+      FLAG_STRING("kubelet-certificate-authority", &kubelet_ca, "CA to verify node agents' certificates"),
       FLAG_STRING("token-auth-file", &token_file, "static bearer tokens: token,user,uid,\"group1,group2\""),
       FLAG_BOOL("anonymous-admin", &anonymous_admin,
                 "no authentication: every caller is an admin (local development only)"),
@@ -151,6 +156,9 @@ int main(int argc, char **argv) {
       .watch_window = (size_t)watch_cache_size,
       .bookmark_interval_ms = (int)bookmark_ms,
       .event_ttl_s = event_ttl_ms < 1000 ? 1 : event_ttl_ms / 1000,
+      .kubelet_client_cert = kubelet_cert,
+      .kubelet_client_key = kubelet_key,
+      .kubelet_ca = kubelet_ca,
   };
   api = apiserver_create(&ao, &err);
   if (!api) goto out;

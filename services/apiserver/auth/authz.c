@@ -232,6 +232,8 @@ static unsigned sub_bit(const char *sub) {
   if (strcmp(sub, "status") == 0) return API_SUB_STATUS;
   if (strcmp(sub, "binding") == 0) return API_SUB_BIND;
   if (strcmp(sub, "scale") == 0) return API_SUB_SCALE;
+  if (strcmp(sub, "log") == 0) return API_SUB_LOG;
+  if (strcmp(sub, "exec") == 0) return API_SUB_EXEC;
   return 0;
 }
 
@@ -318,6 +320,7 @@ int auth_verb_for_method(const char *method, const char **verb, const char **sub
       {"Delete", "delete", NULL},        {"Watch", "watch", NULL},
       {"UpdateStatus", "update", "status"}, {"Bind", "create", "binding"},
       {"GetScale", "get", "scale"},      {"UpdateScale", "update", "scale"},
+      {"Log", "get", "log"},             {"Exec", "create", "exec"},
   };
   if (!method) return -ENOENT;
   const char *slash = strrchr(method, '/');

@@ -156,7 +156,8 @@ static void check_matrix(const auth_identity *id, const char *const *spec) {
   static const struct {
     const char *name;
     unsigned bit;
-  } subs[] = {{"", 0}, {"status", API_SUB_STATUS}, {"binding", API_SUB_BIND}, {"scale", API_SUB_SCALE}};
+  } subs[] = {{"", 0}, {"status", API_SUB_STATUS}, {"binding", API_SUB_BIND}, {"scale", API_SUB_SCALE},
+              {"log", API_SUB_LOG}, {"exec", API_SUB_EXEC}};
   size_t checked = 0;
   for (size_t k = 0; k < nkinds; k++) {
     const api_kind *kd = &kinds[k];
@@ -385,8 +386,10 @@ static void test_messages(void **state) {
   auth_identity root = ident("root", 1, "system:masters");
   check(&root, "patch", "pods", NULL, "default", "x", NULL, NULL,
         "user \"root\" (groups system:masters) cannot patch pods \"default/x\": unknown verb");
-  check(&root, "get", "pods", "exec", "default", "x", NULL, NULL,
-        "user \"root\" (groups system:masters) cannot get pods/exec \"default/x\": unknown subresource");
+  check(&root, "get", "pods", "attach", "default", "x", NULL, NULL,
+        "user \"root\" (groups system:masters) cannot get pods/attach \"default/x\": unknown subresource");
+  check(&root, "create", "nodes", "exec", "", "n1", NULL, NULL,
+        "user \"root\" (groups system:masters) cannot create nodes/exec \"n1\": no such subresource");
   check(&root, "create", "nodes", "binding", "", "n1", NULL, NULL,
         "user \"root\" (groups system:masters) cannot create nodes/binding \"n1\": no such subresource");
   check(&root, "update", "events", "status", "default", "e", NULL, NULL,

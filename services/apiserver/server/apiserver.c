@@ -57,11 +57,6 @@ static void finish_error(rpc_call *call, int rc, const keel_error *err) {
 
 /* ---------------------------------------------------------------- requests */
 
-typedef struct kind_ctx {
-  apiserver *a;
-  const api_kind *kind;
-} kind_ctx;
-
 typedef struct job {
   apiserver *a;
   const api_kind *kind;
@@ -157,19 +152,6 @@ static int authorize(job *j, const char *verb, const char *sub, const char *ns, 
       .new_object_node = new_object_node,
   };
   return auth_authorize(&j->id, &r, err);
-}
-
-/* Parsing a resourceVersion: "" -> 0 with *set false; digits -> value. */
-static int parse_rv(const char *s, int64_t *rv, bool *set, keel_error *err) {
-  *set = s && *s;
-  *rv = 0;
-  if (!*set) return 0;
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || *end || v < 0) return keel_error_set(err, EINVAL, "resourceVersion: Invalid value: \"%s\": must be a non-negative integer", s);
-  *rv = v;
-  return 0;
 }
 
 void selectors_free(selectors *s) {
@@ -625,7 +607,8 @@ apiserver *apiserver_create(const apiserver_options *opts, keel_error *err) {
   if (!a->opts.service_cidr) a->opts.service_cidr = "10.96.0.0/16";
   if (a->opts.node_port_min <= 0) a->opts.node_port_min = 30000;
   if (a->opts.node_port_max <= 0) a->opts.node_port_max = 32767;
-  if (apiserver_ops_init(a, err) < 0 || apiserver_rest_init(a, err) < 0) goto fail;
+  if (apiserver_ops_init(a, err) < 0 || apiserver_rest_init(a, err) < 0 || apiserver_podio_init(a, err) < 0)
+    goto fail;
   a->store = objstore_new(opts->etcd, opts->storage_prefix, err);
   if (!a->store) goto fail;
   /* keel-store announces itself; its progress notifications can be trusted
@@ -678,6 +661,7 @@ int apiserver_register(apiserver *a, rpc_server *srv, keel_error *err) {
     rpc_method_handler h[16];
     if (sd->n_methods > 16) return keel_error_set(err, EINVAL, "%s: too many methods", sd->name);
     for (unsigned m = 0; m < sd->n_methods; m++) {
+      if (strcmp(ks[i].resource, "pods") == 0 && apiserver_podio_handler(sd->methods[m].name, &h[m])) continue;
       bool stream = strcmp(sd->methods[m].name, "Watch") == 0;
       h[m] = (rpc_method_handler){
           .name = sd->methods[m].name,
@@ -692,6 +676,7 @@ int apiserver_register(apiserver *a, rpc_server *srv, keel_error *err) {
 
 void apiserver_destroy(apiserver *a) {
   if (!a) return;
+  apiserver_podio_destroy(a); /* its relays' cleanup may still be running */
   if (a->reads) sched_destroy(a->reads);
   if (a->writes) sched_destroy(a->writes);
   for (size_t i = 0; a->caches && i < a->ncaches; i++) watch_cache_stop(a->caches[i]);

@@ -33,6 +33,10 @@ typedef struct apiserver_options {
   int bookmark_interval_ms;     /* default 10000 */
   size_t watcher_queue;         /* pending events per watcher; default 1000 */
   int64_t event_ttl_s;          /* Events expire after this long; default 3600 */
+  /* Pods/Log and Pods/Exec reach node agents over TLS when any is set:
+   * --kubelet-client-certificate, --kubelet-client-key,
+   * --kubelet-certificate-authority. Otherwise insecure (tests, unix sockets). */
+  const char *kubelet_client_cert, *kubelet_client_key, *kubelet_ca;
 } apiserver_options;
 
 /* Starts a watch cache per kind (listing the store) and the worker pools. */

@@ -1,5 +1,6 @@
 /* services/apiserver/server/internal.h — shared between apiserver.c (the RPC
- * side) and ops.c (the write verbs). Not a public contract. */
+ * side), ops.c (the write verbs) and the files they call on (list.c, rest.c,
+ * service_alloc.c, ...). Not a public contract. */
 #ifndef KEEL_SERVICES_APISERVER_SERVER_INTERNAL_H
 #define KEEL_SERVICES_APISERVER_SERVER_INTERNAL_H
 
@@ -10,10 +11,19 @@
 #include "common/kinds/kinds.h"
 #include "common/rpc/rpc.h"
 #include "common/sched/sched.h"
+#include "keel/api/v1/core.pb-c.h"
 #include "services/apiserver/auth/auth.h"
 #include "services/apiserver/cache/watch_cache.h"
 #include "services/apiserver/server/apiserver.h"
 #include "services/apiserver/storage/objstore.h"
+
+/* A keel.api.v1 service's context: which kind it serves. */
+typedef struct kind_ctx {
+  struct apiserver *a;
+  const api_kind *kind;
+} kind_ctx;
+
+typedef struct podio podio;
 
 struct apiserver {
   apiserver_options opts;
@@ -33,7 +43,16 @@ struct apiserver {
   pthread_mutex_t http_mu;             /* guards http_watches, http_stopping */
   struct rest_watch *http_watches;     /* open REST watch streams */
   bool http_stopping;
+  podio *podio;                        /* Pods/Log and Pods/Exec relays (podio.c) */
 };
+
+/* Pods/Log and Pods/Exec (podio.c): relays to the pod's node agent. */
+int apiserver_podio_init(apiserver *a, keel_error *err);
+/* Cancels the open relays and waits for them; after the rpc server stopped. */
+void apiserver_podio_destroy(apiserver *a);
+/* The handler of a Pods method that podio serves ("Log", "Exec"); false for
+ * any other method. Its service context is the kind_ctx. */
+bool apiserver_podio_handler(const char *method, rpc_method_handler *h);
 
 /* The REST gateway (rest.c). */
 int apiserver_rest_init(apiserver *a, keel_error *err);
@@ -73,6 +92,31 @@ void store_list_clear(store_list *l);
 
 /* A random (version 4) UID, as Kubernetes gives every object. */
 void apiserver_new_uid(char out[37]);
+
+/* A resourceVersion: "" -> 0 with *set false; decimal digits -> the value
+ * (0 included) with *set true; anything else -EINVAL with err. (ops.c) */
+int parse_rv(const char *s, int64_t *rv, bool *set, keel_error *err);
+
+/* A Service's ClusterIP and NodePorts, allocated as keys in its own txn
+ * (service_alloc.c). Each returns 0 or a negative errno with err (-EINVAL for
+ * a client-chosen IP or port that is taken, -ENOSPC when random picks keep
+ * colliding). */
+/* Creates svc (validated), picking the ClusterIP and the nodePorts it leaves empty. */
+int apiserver_service_create(apiserver *a, const api_kind *k, Keel__Api__V1__Service *svc, int64_t *rev,
+                             keel_error *err);
+/* Before validating an update (after defaulting next): carries the ClusterIP
+ * and the nodePorts of ports the client left empty over from cur, and drops
+ * the nodePorts of a Service that leaves type NodePort. */
+void apiserver_service_prepare_update(Keel__Api__V1__Service *next, const Keel__Api__V1__Service *cur);
+/* Writes next over cur (read at cur_rev): new ports' nodePorts are taken,
+ * removed ones released, in the same txn. -ESTALE when cur changed. dry_run
+ * fills next and checks client-chosen nodePorts, writing nothing. */
+int apiserver_service_update(apiserver *a, const api_kind *k, Keel__Api__V1__Service *next,
+                             const Keel__Api__V1__Service *cur, int64_t cur_rev, bool dry_run, int64_t *rev,
+                             keel_error *err);
+/* Deletes cur (read at cur_rev) and releases its ClusterIP and NodePorts. */
+int apiserver_service_delete(apiserver *a, const api_kind *k, const Keel__Api__V1__Service *cur, int64_t cur_rev,
+                             int64_t *rev, keel_error *err);
 
 int apiserver_ops_init(apiserver *a, keel_error *err);
 void apiserver_ops_destroy(apiserver *a);

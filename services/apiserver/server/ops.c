@@ -31,13 +31,6 @@
 
 /* ---------------------------------------------------------------- small helpers */
 
-/* Replaces a string field; value may point into the old string. */
-static void set_str(char **slot, const char *value) {
-  char *copy = value && *value ? strdup(value) : NULL;
-  if (*slot && *slot != protobuf_c_empty_string) free(*slot);
-  *slot = copy ? copy : (char *)protobuf_c_empty_string;
-}
-
 static Google__Protobuf__Timestamp *timestamp_at(time_t secs) {
   Google__Protobuf__Timestamp *t = malloc(sizeof *t);
   if (!t) return NULL;
@@ -119,7 +112,7 @@ static void reply_object(const api_responder *call, const api_kind *k, ProtobufC
   Keel__Api__V1__ObjectMeta *m = api_object_meta_ensure(k, obj);
   char rv[24];
   snprintf(rv, sizeof rv, "%lld", (long long)rev);
-  if (rev > 0) set_str(&m->resource_version, rv);
+  if (rev > 0) api_string_set(&m->resource_version, rv);
   api_object_set_type_meta(k, obj);
   call->object(call->arg, k, obj);
 }
@@ -181,7 +174,7 @@ terminating:
                         k->resource, ns);
 }
 
-/* ---------------------------------------------------------------- services: IP and port allocation */
+/* ---------------------------------------------------------------- Event leases, the service ranges */
 
 /* The store lease an Event's key is attached to, so Events expire after
  * --event-ttl as Kubernetes' do. Like kube-apiserver's lease manager, one
@@ -237,150 +230,6 @@ void apiserver_ops_destroy(apiserver *a) {
   pthread_mutex_destroy(&a->lease_mu);
 }
 
-static bool ip_in_range(const apiserver *a, const char *ip, uint32_t *offset) {
-  struct in_addr addr;
-  if (inet_pton(AF_INET, ip, &addr) != 1) return false;
-  uint32_t v = ntohl(addr.s_addr);
-  if ((v & ~(a->service_size - 1)) != a->service_net) return false;
-  *offset = v - a->service_net;
-  /* The network and broadcast addresses are never handed out. */
-  return *offset > 0 && *offset < a->service_size - 1;
-}
-
-/* Allocation keys ride in the Service's txn: "<prefix>/serviceips/<ip>" and
- * "<prefix>/servicenodeports/<port>", each required to be absent. Two
- * apiservers (or two requests) picking the same IP or port cannot both win. */
-typedef struct allocation {
-  char keys[1 + 16][OBJSTORE_KEY_MAX];
-  size_t nkeys;
-  etcd_compare cmps[1 + 16];
-  etcd_op ops[1 + 16];
-} allocation;
-
-static int alloc_add(allocation *al, objstore *s, const char *what, const char *value, const char *owner) {
-  if (al->nkeys >= 17) return -E2BIG;
-  char suffix[96];
-  snprintf(suffix, sizeof suffix, "%s/%s", what, value);
-  char *key = al->keys[al->nkeys];
-  if (objstore_raw_key(s, suffix, key, OBJSTORE_KEY_MAX) < 0) return -ENAMETOOLONG;
-  al->cmps[al->nkeys] = (etcd_compare){.key = key, .key_len = strlen(key), .target = ETCD_CMP_CREATE,
-                                       .result = ETCD_CMP_EQUAL, .number = 0};
-  al->ops[al->nkeys] = (etcd_op){.type = ETCD_OP_PUT, .key = key, .key_len = strlen(key), .value = owner,
-                                 .value_len = strlen(owner)};
-  al->nkeys++;
-  return 0;
-}
-
-/* Deletion ops for a Service's allocation keys. */
-static void alloc_release(allocation *al, objstore *s, const Keel__Api__V1__Service *svc) {
-  al->nkeys = 0;
-  const Keel__Api__V1__ServiceSpec *sp = svc->spec;
-  if (!sp) return;
-  char suffix[96];
-  if (sp->cluster_ip && *sp->cluster_ip && strcmp(sp->cluster_ip, "None") != 0) {
-    snprintf(suffix, sizeof suffix, "serviceips/%s", sp->cluster_ip);
-    if (objstore_raw_key(s, suffix, al->keys[al->nkeys], OBJSTORE_KEY_MAX) >= 0) al->nkeys++;
-  }
-  for (size_t i = 0; i < sp->n_ports && al->nkeys < 17; i++) {
-    if (sp->ports[i]->node_port <= 0) continue;
-    snprintf(suffix, sizeof suffix, "servicenodeports/%d", sp->ports[i]->node_port);
-    if (objstore_raw_key(s, suffix, al->keys[al->nkeys], OBJSTORE_KEY_MAX) >= 0) al->nkeys++;
-  }
-  for (size_t i = 0; i < al->nkeys; i++)
-    al->ops[i] = (etcd_op){.type = ETCD_OP_DELETE, .key = al->keys[i], .key_len = strlen(al->keys[i])};
-}
-
-static uint32_t random_u32(void) {
-  uint32_t v;
-  if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) v = (uint32_t)rand();
-  return v;
-}
-
-/* Creates a Service with its ClusterIP and NodePorts allocated in the same txn.
- * Addresses the client chose are checked; the others are picked at random and
- * picked again when another Service got them first. */
-static int create_service(apiserver *a, const api_kind *k, Keel__Api__V1__Service *svc, int64_t *rev,
-                          keel_error *err) {
-  Keel__Api__V1__ServiceSpec *sp = svc->spec;
-  char owner[300];
-  snprintf(owner, sizeof owner, "%s/%s", svc->metadata->namespace_, svc->metadata->name);
-  bool user_ip = sp->cluster_ip && *sp->cluster_ip;
-  bool headless = user_ip && strcmp(sp->cluster_ip, "None") == 0;
-  bool node_ports = sp->type && strcmp(sp->type, "NodePort") == 0;
-  if (user_ip && !headless) {
-    uint32_t off;
-    if (!ip_in_range(a, sp->cluster_ip, &off))
-      return keel_error_set(err, EINVAL,
-                            "Service \"%s\" is invalid: spec.clusterIP: Invalid value: \"%s\": provided IP is not in "
-                            "the valid range. The range of valid IPs is %s",
-                            svc->metadata->name, sp->cluster_ip, a->opts.service_cidr);
-  }
-  bool *user_port = calloc(sp->n_ports + 1, sizeof *user_port);
-  if (!user_port) return keel_error_set(err, ENOMEM, "out of memory");
-  for (size_t i = 0; i < sp->n_ports; i++) {
-    user_port[i] = sp->ports[i]->node_port != 0;
-    if (user_port[i] && !node_ports) {
-      free(user_port);
-      return keel_error_set(err, EINVAL,
-                            "Service \"%s\" is invalid: spec.ports[%zu].nodePort: Forbidden: may not be used when "
-                            "`type` is 'ClusterIP'",
-                            svc->metadata->name, i);
-    }
-  }
-  int rc = 0;
-  for (int attempt = 0; attempt < 32; attempt++) {
-    allocation al = {0};
-    char ipbuf[INET_ADDRSTRLEN];
-    if (!headless) {
-      if (!user_ip) {
-        uint32_t off = 1 + random_u32() % (a->service_size - 2);
-        struct in_addr addr = {.s_addr = htonl(a->service_net + off)};
-        inet_ntop(AF_INET, &addr, ipbuf, sizeof ipbuf);
-        set_str(&sp->cluster_ip, ipbuf);
-      }
-      alloc_add(&al, a->store, "serviceips", sp->cluster_ip, owner);
-    }
-    if (node_ports) {
-      int span = a->opts.node_port_max - a->opts.node_port_min + 1;
-      for (size_t i = 0; i < sp->n_ports; i++) {
-        if (!user_port[i]) sp->ports[i]->node_port = a->opts.node_port_min + (int)(random_u32() % (uint32_t)span);
-        char port[16];
-        snprintf(port, sizeof port, "%d", sp->ports[i]->node_port);
-        if (alloc_add(&al, a->store, "servicenodeports", port, owner) < 0) {
-          free(user_port);
-          return keel_error_set(err, EINVAL, "Service \"%s\": too many ports", svc->metadata->name);
-        }
-      }
-    }
-    /* ClusterIPs mirrors ClusterIP (single-stack IPv4). */
-    if (sp->cluster_ip && *sp->cluster_ip) {
-      for (size_t i = 0; i < sp->n_cluster_ips; i++) free(sp->cluster_ips[i]);
-      free(sp->cluster_ips);
-      sp->cluster_ips = malloc(sizeof *sp->cluster_ips);
-      sp->n_cluster_ips = 0;
-      if (sp->cluster_ips && (sp->cluster_ips[0] = strdup(sp->cluster_ip))) sp->n_cluster_ips = 1;
-    }
-    objstore_extra extra = {.cmps = al.cmps, .ncmps = al.nkeys, .ops = al.ops, .nops = al.nkeys};
-    rc = objstore_create(a->store, k, &svc->base, &extra, rev, err);
-    if (rc != -ECANCELED) break;
-    /* Somebody holds one of our picks. A client-chosen one is an error. */
-    bool all_user = (headless || user_ip);
-    for (size_t i = 0; node_ports && i < sp->n_ports; i++) all_user = all_user && user_port[i];
-    if (all_user) {
-      rc = keel_error_set(err, EINVAL,
-                          "Service \"%s\" is invalid: spec.clusterIP or spec.ports[].nodePort: Invalid value: "
-                          "provided IP or port is already allocated",
-                          svc->metadata->name);
-      break;
-    }
-  }
-  free(user_port);
-  if (rc == -ECANCELED)
-    keel_error_set(err, ENOSPC, "Service \"%s\": no free ClusterIP or NodePort found: the ranges are full",
-                   svc->metadata->name);
-  return rc == -ECANCELED ? -ENOSPC : rc;
-}
-
 /* ---------------------------------------------------------------- Create */
 
 /* Status a new object starts with, as Kubernetes' PrepareForCreate. */
@@ -391,12 +240,12 @@ static void reset_status_for_create(const api_kind *k, ProtobufCMessage *obj) {
   replace_submessage(st, NULL);
   if (strcmp(k->kind, "Pod") == 0) {
     Keel__Api__V1__PodStatus *ps = (Keel__Api__V1__PodStatus *)api_message_new(&keel__api__v1__pod_status__descriptor);
-    if (ps) set_str(&ps->phase, "Pending");
+    if (ps) api_string_set(&ps->phase, "Pending");
     *st = &ps->base;
   } else if (strcmp(k->kind, "Namespace") == 0) {
     Keel__Api__V1__NamespaceStatus *ns =
         (Keel__Api__V1__NamespaceStatus *)api_message_new(&keel__api__v1__namespace_status__descriptor);
-    if (ns) set_str(&ns->phase, "Active");
+    if (ns) api_string_set(&ns->phase, "Active");
     *st = &ns->base;
   }
 }
@@ -406,20 +255,20 @@ void apiserver_do_create(apiserver *a, const api_kind *k, const api_responder *c
   keel_error err = {0};
   Keel__Api__V1__ObjectMeta *m = api_object_meta_ensure(k, obj);
   if (!m) return (void)respond_error(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  set_str(&m->namespace_, apiserver_request_namespace(k, m->namespace_));
+  api_string_set(&m->namespace_, apiserver_request_namespace(k, m->namespace_));
   if ((!m->name || !*m->name) && m->generate_name && *m->generate_name) {
     char name[300], suffix[6];
     random_suffix(suffix, 5);
     snprintf(name, sizeof name, "%.247s%s", m->generate_name, suffix);
-    set_str(&m->name, name);
+    api_string_set(&m->name, name);
   }
   int rc = authorize(id, k, "create", NULL, m->namespace_, m->name, NULL, pod_node(k, obj), &err);
   if (rc < 0) return finish_rc(call, rc, &err);
   /* What the server owns. */
   char uid[37];
   apiserver_new_uid(uid);
-  set_str(&m->uid, uid);
-  set_str(&m->resource_version, NULL);
+  api_string_set(&m->uid, uid);
+  api_string_set(&m->resource_version, NULL);
   m->generation = 1;
   set_timestamp(&m->creation_timestamp, timestamp_at(time(NULL)));
   set_timestamp(&m->deletion_timestamp, NULL);
@@ -434,7 +283,7 @@ void apiserver_do_create(apiserver *a, const api_kind *k, const api_responder *c
   int64_t rev = 0;
   if (dry_run(call)) return reply_object(call, k, obj, 0);
   if (strcmp(k->kind, "Service") == 0) {
-    rc = create_service(a, k, (Keel__Api__V1__Service *)obj, &rev, &err);
+    rc = apiserver_service_create(a, k, (Keel__Api__V1__Service *)obj, &rev, &err);
   } else {
     objstore_extra extra = {.lease = strcmp(k->kind, "Event") == 0 ? event_lease(a) : 0};
     rc = objstore_create(a->store, k, obj, &extra, &rev, &err);
@@ -446,14 +295,20 @@ void apiserver_do_create(apiserver *a, const api_kind *k, const api_responder *c
 
 /* ---------------------------------------------------------------- Update */
 
-static int parse_rv(const char *s, int64_t *rv) {
+/* Shared with the reads (apiserver.c), which accept "0" ("any version"); a
+ * write's precondition names a version that was written, so the write verbs
+ * treat "0" themselves. */
+int parse_rv(const char *s, int64_t *rv, bool *set, keel_error *err) {
+  *set = s && *s;
   *rv = 0;
-  if (!s || !*s) return 0;
+  if (!*set) return 0;
   char *end;
+  errno = 0;
   long long v = strtoll(s, &end, 10);
-  if (*end || v <= 0) return -EINVAL;
+  if (errno || *end || v < 0)
+    return keel_error_set(err, EINVAL, "resourceVersion: Invalid value: \"%s\": must be a non-negative integer", s);
   *rv = v;
-  return 1;
+  return 0;
 }
 
 static int conflict(keel_error *err, const api_kind *k, const char *name) {
@@ -467,7 +322,7 @@ static int conflict(keel_error *err, const api_kind *k, const char *name) {
 static void carry_server_fields(const api_kind *k, ProtobufCMessage *next, const ProtobufCMessage *cur) {
   Keel__Api__V1__ObjectMeta *nm = api_object_meta_ensure(k, next);
   const Keel__Api__V1__ObjectMeta *cm = api_object_meta(k, cur);
-  set_str(&nm->uid, cm->uid);
+  api_string_set(&nm->uid, cm->uid);
   nm->generation = cm->generation;
   set_timestamp(&nm->creation_timestamp, clone_timestamp(cm->creation_timestamp));
   set_timestamp(&nm->deletion_timestamp, clone_timestamp(cm->deletion_timestamp));
@@ -477,28 +332,6 @@ static void carry_server_fields(const api_kind *k, ProtobufCMessage *next, const
       cm->deletion_grace_period_seconds
           ? (Google__Protobuf__Int64Value *)api_message_clone(&cm->deletion_grace_period_seconds->base)
           : NULL;
-}
-
-/* Service updates keep the allocated ClusterIP and NodePorts the client left out. */
-static void carry_service_allocations(Keel__Api__V1__Service *next, const Keel__Api__V1__Service *cur) {
-  if (!next->spec || !cur->spec) return;
-  if ((!next->spec->cluster_ip || !*next->spec->cluster_ip) && cur->spec->cluster_ip) {
-    set_str(&next->spec->cluster_ip, cur->spec->cluster_ip);
-    if (next->spec->n_cluster_ips == 0 && cur->spec->n_cluster_ips == 1) {
-      next->spec->cluster_ips = malloc(sizeof *next->spec->cluster_ips);
-      if (next->spec->cluster_ips && (next->spec->cluster_ips[0] = strdup(cur->spec->cluster_ips[0])))
-        next->spec->n_cluster_ips = 1;
-    }
-  }
-  for (size_t i = 0; i < next->spec->n_ports; i++) {
-    Keel__Api__V1__ServicePort *np = next->spec->ports[i];
-    if (np->node_port) continue;
-    for (size_t j = 0; j < cur->spec->n_ports; j++) {
-      const Keel__Api__V1__ServicePort *cp = cur->spec->ports[j];
-      if (cp->port == np->port && strcmp(cp->protocol ? cp->protocol : "", np->protocol ? np->protocol : "") == 0)
-        np->node_port = cp->node_port;
-    }
-  }
 }
 
 static bool has_finalizers(const api_kind *k, const ProtobufCMessage *obj) {
@@ -513,26 +346,23 @@ static bool being_deleted(const api_kind *k, const ProtobufCMessage *obj) {
 
 static int delete_stored(apiserver *a, const api_kind *k, const ProtobufCMessage *cur, int64_t cur_rev,
                          int64_t *rev, keel_error *err) {
+  if (strcmp(k->kind, "Service") == 0) /* releases its ClusterIP and NodePorts */
+    return apiserver_service_delete(a, k, (const Keel__Api__V1__Service *)cur, cur_rev, rev, err);
   const Keel__Api__V1__ObjectMeta *m = api_object_meta(k, cur);
-  allocation al = {0};
-  objstore_extra extra = {0};
-  if (strcmp(k->kind, "Service") == 0) {
-    alloc_release(&al, a->store, (const Keel__Api__V1__Service *)cur);
-    extra = (objstore_extra){.ops = al.ops, .nops = al.nkeys};
-  }
-  return objstore_delete(a->store, k, m->namespace_, m->name, cur_rev, &extra, rev, err);
+  return objstore_delete(a->store, k, m->namespace_, m->name, cur_rev, NULL, rev, err);
 }
 
 void apiserver_do_update(apiserver *a, const api_kind *k, const api_responder *call, const auth_identity *id,
                          ProtobufCMessage *req, const char *sub) {
   keel_error err = {0};
   Keel__Api__V1__ObjectMeta *rm = api_object_meta_ensure(k, req);
-  set_str(&rm->namespace_, apiserver_request_namespace(k, rm->namespace_));
+  api_string_set(&rm->namespace_, apiserver_request_namespace(k, rm->namespace_));
   const char *ns = rm->namespace_, *name = rm->name;
   if (!name || !*name) return (void)respond_error(call, GRPC_STATUS_INVALID_ARGUMENT, "metadata.name: Required value");
   int64_t want_rv;
-  int has_rv = parse_rv(rm->resource_version, &want_rv);
-  if (has_rv < 0)
+  bool has_rv;
+  keel_error bad_rv;
+  if (parse_rv(rm->resource_version, &want_rv, &has_rv, &bad_rv) < 0 || (has_rv && want_rv == 0))
     return (void)respond_error(call, GRPC_STATUS_INVALID_ARGUMENT,
                                  "metadata.resourceVersion: Invalid value: \"%s\": must be a positive integer",
                                  rm->resource_version);
@@ -573,14 +403,21 @@ void apiserver_do_update(apiserver *a, const api_kind *k, const api_responder *c
       carry_server_fields(k, next, cur);
       ProtobufCMessage **st = api_object_status_slot(k, next), **cst = api_object_status_slot(k, cur);
       if (st) replace_submessage(st, *cst ? api_message_clone(*cst) : NULL);
-      if (strcmp(k->kind, "Service") == 0)
-        carry_service_allocations((Keel__Api__V1__Service *)next, (const Keel__Api__V1__Service *)cur);
       api_default(k, next);
+      /* After defaulting: ports are matched by protocol, the type is known. */
+      if (strcmp(k->kind, "Service") == 0)
+        apiserver_service_prepare_update((Keel__Api__V1__Service *)next, (const Keel__Api__V1__Service *)cur);
       ProtobufCMessage **sp = api_object_spec_slot(k, next), **csp = api_object_spec_slot(k, cur);
       if (sp && !submessage_equal(*sp, *csp)) api_object_meta(k, next)->generation++;
     }
     if ((rc = api_validate(k, next, cur, sub, &err)) < 0) goto fail;
+    bool service_spec = !sub && strcmp(k->kind, "Service") == 0;
     if (dry_run(call)) {
+      /* A Service shows the NodePorts it would get and refuses taken ones. */
+      if (service_spec && (rc = apiserver_service_update(a, k, (Keel__Api__V1__Service *)next,
+                                                          (const Keel__Api__V1__Service *)cur, cur_rev, true,
+                                                          NULL, &err)) < 0)
+        goto fail;
       reply_object(call, k, next, cur_rev);
       protobuf_c_message_free_unpacked(cur, NULL);
       protobuf_c_message_free_unpacked(next, NULL);
@@ -589,6 +426,10 @@ void apiserver_do_update(apiserver *a, const api_kind *k, const api_responder *c
     if (being_deleted(k, next) && !has_finalizers(k, next) && strcmp(k->kind, "Pod") != 0) {
       /* The last finalizer is gone: deletion completes. */
       rc = delete_stored(a, k, cur, cur_rev, &rev, &err);
+    } else if (service_spec) {
+      /* NodePorts are taken and released in the Service's own txn. */
+      rc = apiserver_service_update(a, k, (Keel__Api__V1__Service *)next, (const Keel__Api__V1__Service *)cur,
+                                    cur_rev, false, &rev, &err);
     } else {
       /* An updated Event (count + 1) lives another TTL from now. */
       objstore_extra extra = {.lease = strcmp(k->kind, "Event") == 0 ? event_lease(a) : 0};
@@ -661,7 +502,8 @@ void apiserver_do_delete(apiserver *a, const api_kind *k, const api_responder *c
         goto done;
       }
       int64_t want;
-      if (prv && *prv && (parse_rv(prv, &want) < 0 || want != cur_rev)) {
+      bool set;
+      if (prv && *prv && (parse_rv(prv, &want, &set, &err) < 0 || want != cur_rev)) {
         rc = keel_error_set(&err, ESTALE,
                             "Precondition failed: ResourceVersion in precondition: %s, ResourceVersion in object "
                             "meta: %lld",
@@ -705,7 +547,7 @@ void apiserver_do_delete(apiserver *a, const api_kind *k, const api_responder *c
           Keel__Api__V1__Namespace *n = (Keel__Api__V1__Namespace *)cur;
           if (!n->status)
             n->status = (Keel__Api__V1__NamespaceStatus *)api_message_new(&keel__api__v1__namespace_status__descriptor);
-          if (n->status) set_str(&n->status->phase, "Terminating");
+          if (n->status) api_string_set(&n->status->phase, "Terminating");
         }
         if (is_pod && grace == 0 && !has_finalizers(k, cur)) goto delete_now;
         if (dry_run(call)) {
@@ -788,7 +630,7 @@ void apiserver_do_bind(apiserver *a, const api_kind *k, const api_responder *cal
       goto done;
     }
     if (!pod->spec) pod->spec = (Keel__Api__V1__PodSpec *)api_message_new(&keel__api__v1__pod_spec__descriptor);
-    set_str(&pod->spec->node_name, b->target->name);
+    api_string_set(&pod->spec->node_name, b->target->name);
     /* PodScheduled=True, replacing an earlier PodScheduled condition. */
     if (!pod->status) pod->status = (Keel__Api__V1__PodStatus *)api_message_new(&keel__api__v1__pod_status__descriptor);
     Keel__Api__V1__PodCondition *cond = NULL;
@@ -806,9 +648,9 @@ void apiserver_do_bind(apiserver *a, const api_kind *k, const api_responder *cal
       }
       pod->status->conditions = grown;
       pod->status->conditions[pod->status->n_conditions++] = cond;
-      set_str(&cond->type, "PodScheduled");
+      api_string_set(&cond->type, "PodScheduled");
     }
-    set_str(&cond->status, "True");
+    api_string_set(&cond->status, "True");
     set_timestamp(&cond->last_transition_time, timestamp_at(time(NULL)));
     /* The bound pod as a whole must still be valid (a node name that is no
      * DNS subdomain would make every later update of it fail). */
@@ -942,13 +784,16 @@ void apiserver_do_update_scale(apiserver *a, const api_kind *k, const api_respon
   int rc = api_validate_scale(owner, req, &err);
   if (rc < 0) return finish_rc(call, rc, &err);
   int64_t want_rv;
-  int has_rv = parse_rv(req->metadata->resource_version, &want_rv);
+  bool has_rv;
+  keel_error ignored;
+  /* A resourceVersion that is no written version is no precondition here. */
+  if (parse_rv(req->metadata->resource_version, &want_rv, &has_rv, &ignored) < 0 || want_rv == 0) has_rv = false;
   for (int attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
     ProtobufCMessage *cur = NULL;
     int64_t cur_rev = 0, rev = 0;
     if ((rc = objstore_get(a->store, k, ns, name, &cur, &cur_rev, &err)) < 0) return finish_rc(call, rc, &err);
     if ((rc = authorize(id, k, "update", "scale", ns, name, NULL, NULL, &err)) < 0) goto done;
-    if (has_rv > 0 && want_rv != cur_rev) {
+    if (has_rv && want_rv != cur_rev) {
       rc = conflict(&err, k, name);
       goto done;
     }
@@ -976,7 +821,7 @@ void apiserver_do_update_scale(apiserver *a, const api_kind *k, const api_respon
       return;
     }
     rc = objstore_update(a->store, k, cur, cur_rev, NULL, &rev, &err);
-    if (rc == -ESTALE && has_rv <= 0) {
+    if (rc == -ESTALE && !has_rv) {
       protobuf_c_message_free_unpacked(cur, NULL);
       continue;
     }

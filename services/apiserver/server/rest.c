@@ -301,12 +301,6 @@ static ProtobufCMessage *decode_body(apiserver *a, struct MHD_Connection *conn, 
   return m;
 }
 
-static void set_string(char **slot, const char *v) {
-  char *copy = v && *v ? strdup(v) : NULL;
-  if (*slot && *slot != protobuf_c_empty_string) free(*slot);
-  *slot = copy ? copy : (char *)protobuf_c_empty_string;
-}
-
 /* Checks (and fills) the object's namespace and name against the URL's. */
 static bool path_matches_object(struct MHD_Connection *conn, const rest_path *p, const api_kind *k,
                                 ProtobufCMessage *obj, bool need_name, enum MHD_Result *result) {
@@ -318,7 +312,7 @@ static bool path_matches_object(struct MHD_Connection *conn, const rest_path *p,
                                "request");
       return false;
     }
-    set_string(&m->namespace_, p->ns);
+    api_string_set(&m->namespace_, p->ns);
   }
   if (need_name) {
     if (m->name && *m->name && strcmp(m->name, p->name) != 0) {
@@ -327,7 +321,7 @@ static bool path_matches_object(struct MHD_Connection *conn, const rest_path *p,
                                p->name);
       return false;
     }
-    set_string(&m->name, p->name);
+    api_string_set(&m->name, p->name);
   }
   return true;
 }
@@ -778,8 +772,8 @@ static enum MHD_Result dispatch(apiserver *a, struct MHD_Connection *conn, const
         Keel__Api__V1__Binding *bind = (Keel__Api__V1__Binding *)b;
         if (!bind->metadata)
           bind->metadata = (Keel__Api__V1__ObjectMeta *)api_message_new(&keel__api__v1__object_meta__descriptor);
-        set_string(&bind->metadata->namespace_, p.ns);
-        set_string(&bind->metadata->name, p.name);
+        api_string_set(&bind->metadata->namespace_, p.ns);
+        api_string_set(&bind->metadata->name, p.name);
         rr.ok_code = 201;
         apiserver_do_bind(a, k, &r, &id, b);
         result = rr.result;
@@ -799,8 +793,8 @@ static enum MHD_Result dispatch(apiserver *a, struct MHD_Connection *conn, const
         Keel__Api__V1__Scale *sc = (Keel__Api__V1__Scale *)s;
         if (!sc->metadata)
           sc->metadata = (Keel__Api__V1__ObjectMeta *)api_message_new(&keel__api__v1__object_meta__descriptor);
-        set_string(&sc->metadata->namespace_, p.ns);
-        set_string(&sc->metadata->name, p.name);
+        api_string_set(&sc->metadata->namespace_, p.ns);
+        api_string_set(&sc->metadata->name, p.name);
         apiserver_do_update_scale(a, k, &r, &id, s);
         result = rr.result;
         protobuf_c_message_free_unpacked(s, NULL);

@@ -181,9 +181,10 @@ static int guarded_txn(objstore *s, const char *key, etcd_cmp_target target, etc
                        int64_t number, const etcd_op *main_op, const objstore_extra *extra, etcd_txn_result *out,
                        keel_error *err) {
   size_t nextra_c = extra ? extra->ncmps : 0, nextra_o = extra ? extra->nops : 0;
-  etcd_compare cmps[1 + 8];
-  etcd_op ops[1 + 8];
-  if (nextra_c > 8 || nextra_o > 8) return keel_error_set(err, EINVAL, "objstore: too many extra txn parts");
+  etcd_compare cmps[1 + OBJSTORE_EXTRA_MAX];
+  etcd_op ops[1 + OBJSTORE_EXTRA_MAX];
+  if (nextra_c > OBJSTORE_EXTRA_MAX || nextra_o > OBJSTORE_EXTRA_MAX)
+    return keel_error_set(err, EINVAL, "objstore: too many extra txn parts");
   cmps[0] = (etcd_compare){.key = key, .key_len = strlen(key), .target = target, .result = result,
                            .number = number};
   for (size_t i = 0; i < nextra_c; i++) cmps[1 + i] = extra->cmps[i];
@@ -197,8 +198,9 @@ static bool unknown_outcome(int rc) {
   return rc == -EAGAIN || rc == -ETIMEDOUT;
 }
 
-/* The outcome of a guarded put. */
-typedef enum { PUT_DONE, PUT_GUARD_FAILED_KEY_EXISTS, PUT_GUARD_FAILED_KEY_ABSENT } put_outcome;
+/* The outcome of a guarded put. GUARD_HELD: the key was as the guard wanted,
+ * so an extra compare failed. */
+typedef enum { PUT_DONE, PUT_GUARD_FAILED_KEY_EXISTS, PUT_GUARD_FAILED_KEY_ABSENT, PUT_GUARD_HELD } put_outcome;
 
 /* Puts obj at its key if the guard (target == number) holds, with the extras;
  * an unknown outcome is settled by reading the key back. Returns 0 with
@@ -236,7 +238,9 @@ static int guarded_put(objstore *s, const api_kind *k, const ProtobufCMessage *o
     *outcome = PUT_DONE;
   } else {
     bool exists = r.nresults == 1 && r.results[0].range.nkvs > 0;
-    *outcome = exists ? PUT_GUARD_FAILED_KEY_EXISTS : PUT_GUARD_FAILED_KEY_ABSENT;
+    /* The failure branch reads the key at the txn's own revision. */
+    bool held = exists && target == ETCD_CMP_MOD && r.results[0].range.kvs[0].mod_revision == number;
+    *outcome = held ? PUT_GUARD_HELD : exists ? PUT_GUARD_FAILED_KEY_EXISTS : PUT_GUARD_FAILED_KEY_ABSENT;
   }
   etcd_txn_result_clear(&r);
   return 0;
@@ -261,6 +265,8 @@ int objstore_update(objstore *s, const api_kind *k, const ProtobufCMessage *obj,
   if (rc == -ENAMETOOLONG) return keel_error_set(err, ENOENT, "%s \"%.64s...\" not found", k->resource, name);
   if (rc < 0 || o == PUT_DONE) return rc;
   if (o == PUT_GUARD_FAILED_KEY_ABSENT) return keel_error_set(err, ENOENT, "%s \"%s\" not found", k->resource, name);
+  if (o == PUT_GUARD_HELD)
+    return keel_error_set(err, ECANCELED, "%s \"%s\": a precondition of the write failed", k->resource, name);
   return keel_error_set(err, ESTALE,
                         "Operation cannot be fulfilled on %s \"%s\": the object has been modified; please "
                         "apply your changes to the latest version and try again",

@@ -24,6 +24,8 @@
 #include "common/kinds/kinds.h"
 
 #define OBJSTORE_KEY_MAX 512
+/* Extra compares, and extra ops, one write may carry (etcd allows 128 ops). */
+#define OBJSTORE_EXTRA_MAX 64
 
 typedef struct objstore objstore;
 
@@ -67,7 +69,8 @@ int objstore_create(objstore *s, const api_kind *k, const ProtobufCMessage *obj,
                     const objstore_extra *extra, int64_t *rev, keel_error *err);
 
 /* Replaces the object whose mod_revision is expected_rev. -ESTALE when the key
- * changed since (or is gone: -ENOENT). */
+ * changed since (or is gone: -ENOENT); -ECANCELED when it did not but an extra
+ * compare failed. */
 int objstore_update(objstore *s, const api_kind *k, const ProtobufCMessage *obj, int64_t expected_rev,
                     const objstore_extra *extra, int64_t *rev, keel_error *err);
 

@@ -443,10 +443,10 @@ static void test_create_extra(void **state) {
   assert_true(objstore_key(g_fx.s, pods(), "default", "svc2", key, sizeof key) > 0);
   assert_false(raw_exists(key));
 
-  /* More than 8 extra compares are refused before anything is sent. */
-  etcd_compare many[9];
-  for (int i = 0; i < 9; i++) many[i] = must_be_free;
-  objstore_extra too_many = {.cmps = many, .ncmps = 9};
+  /* More than OBJSTORE_EXTRA_MAX extra compares are refused before anything is sent. */
+  etcd_compare many[OBJSTORE_EXTRA_MAX + 1];
+  for (int i = 0; i < OBJSTORE_EXTRA_MAX + 1; i++) many[i] = must_be_free;
+  objstore_extra too_many = {.cmps = many, .ncmps = OBJSTORE_EXTRA_MAX + 1};
   assert_int_equal(objstore_create(g_fx.s, pods(), &p.pod.base, &too_many, &rev, &err), -EINVAL);
 }
 
@@ -512,6 +512,36 @@ static void test_update(void **state) {
   assert_int_equal(objstore_update(g_fx.s, pods(), &p.pod.base, r2, NULL, &got, &err), -ESTALE);
   assert_int_equal(objstore_update(g_fx.s, pods(), &p.pod.base, r3, NULL, &got, &err), 0);
   assert_true(got > r3);
+}
+
+/* An update whose own guard holds but whose extra compare fails (a NodePort
+ * taken by another Service) is -ECANCELED, not -ESTALE: the caller picks
+ * again instead of re-reading. When both fail, the stale object wins. */
+static void test_update_extra(void **state) {
+  (void)state;
+  keel_error err = {0};
+  char alloc_key[OBJSTORE_KEY_MAX];
+  assert_true(objstore_raw_key(g_fx.s, "ranges/port/30080", alloc_key, sizeof alloc_key) > 0);
+  etcd_compare must_be_free = {.key = alloc_key, .key_len = strlen(alloc_key), .target = ETCD_CMP_CREATE,
+                               .result = ETCD_CMP_EQUAL, .number = 0};
+  etcd_op put_alloc = {
+      .type = ETCD_OP_PUT, .key = alloc_key, .key_len = strlen(alloc_key), .value = "x", .value_len = 1};
+  objstore_extra extra = {.cmps = &must_be_free, .ncmps = 1, .ops = &put_alloc, .nops = 1};
+  tpod p;
+  tpod_init(&p, "ns1", "ux", NULL, NULL);
+  int64_t r1 = 0, r2 = 0, r3 = -1;
+  assert_int_equal(objstore_create(g_fx.s, pods(), &p.pod.base, NULL, &r1, &err), 0);
+  /* Free: the object and the allocation land together. */
+  assert_int_equal(objstore_update(g_fx.s, pods(), &p.pod.base, r1, &extra, &r2, &err), 0);
+  assert_true(raw_exists(alloc_key));
+  /* Taken now: -ECANCELED, nothing written. */
+  int64_t before = current_rev();
+  assert_int_equal(objstore_update(g_fx.s, pods(), &p.pod.base, r2, &extra, &r3, &err), -ECANCELED);
+  assert_int_equal(err.code, ECANCELED);
+  assert_int_equal(r3, -1);
+  assert_int_equal(current_rev(), before);
+  /* Taken and stale: -ESTALE. */
+  assert_int_equal(objstore_update(g_fx.s, pods(), &p.pod.base, r1, &extra, &r3, &err), -ESTALE);
 }
 
 static void test_delete(void **state) {
@@ -670,8 +700,9 @@ static void test_unreachable_store(void **state) {
 #define TABLE                                                                                 \
   {                                                                                           \
     T(test_keys), T(test_encode_strips_type_meta_and_rv), T(test_encode_without_metadata),    \
-        T(test_decode_corrupt), T(test_create_and_get), T(test_create_extra), T(test_update), \
-        T(test_delete), T(test_cluster_scoped), T(test_current_revision), T(test_long_names), \
+        T(test_decode_corrupt), T(test_create_and_get), T(test_create_extra), T(test_update),   \
+        T(test_update_extra), T(test_delete), T(test_cluster_scoped), T(test_current_revision), \
+        T(test_long_names),                                                                     \
         T(test_unreachable_store),                                                            \
   }
 
