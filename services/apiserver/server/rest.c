@@ -741,6 +741,13 @@ static enum MHD_Result dispatch(apiserver *a, struct MHD_Connection *conn, const
   if (k->namespaced && named && !p.has_ns) {
     result = respond_status(conn, GRPC_STATUS_NOT_FOUND, "%s are namespaced: use /namespaces/{namespace}/%s/%s",
                             k->resource, k->resource, p.name);
+  } else if (named && ((strcmp(p.sub, "log") == 0 && (k->subresources & API_SUB_LOG)) ||
+                        (strcmp(p.sub, "exec") == 0 && (k->subresources & API_SUB_EXEC)))) {
+    /* Streams to a node agent are gRPC only (Pods/Log, Pods/Exec): the
+     * gateway would need kubectl's SPDY/WebSocket upgrade for exec. */
+    result = respond_status(conn, GRPC_STATUS_UNIMPLEMENTED,
+                            "%s/%s is served over gRPC only (keel.api.v1.Pods/%s; keel %s)", k->resource, p.sub,
+                            p.sub[0] == 'l' ? "Log" : "Exec", p.sub[0] == 'l' ? "logs" : "exec");
   } else if (strcmp(method, "GET") == 0) {
     if (!named) result = query_true(conn, "watch") ? do_rest_watch(a, conn, &p, &id) : do_rest_list(a, conn, &p, &id);
     else if (!p.sub[0]) result = do_rest_get(a, conn, &p, &id);
