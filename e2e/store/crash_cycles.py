@@ -4,11 +4,14 @@ no gaps.
 
 usage (run with /usr/bin/python3):
   crash_cycles.py --store KEEL_STORE [--proto-root DIR] [--cycles N] [--writers N]
-                  [--snapshot-count N] [--kill-after MIN,MAX] [--seed S]
+                  [--snapshot-count N] [--snapshot-chunk-delay-us US]
+                  [--kill-after MIN,MAX] [--seed S]
 
 One data dir (in $TEST_TMPDIR) lives through every cycle. A cycle:
   1. start keel-store on the data dir (--snapshot-count small, so snapshots are
-     written while the writers run and recovery goes through snapshot + WAL tail);
+     written while the writers run and recovery goes through snapshot + WAL tail;
+     KEEL_STORE_TEST_SNAPSHOT_CHUNK_DELAY_US makes each snapshot slow, so most
+     kills land while one is being written, with writes going on meanwhile);
   2. verify (below) everything written so far, then one probe Put, which must take
      the next revision;
   3. N writer threads (gRPC, 4 connections) write until the kill: Put of a unique
@@ -39,6 +42,8 @@ key and what was acknowledged):
   - acknowledged revisions are distinct and increase per writer; a writer reads
     its own last put back at its revision.
 After the last cycle: one more verification after a graceful SIGTERM (status 0).
+At least one kill must have landed while a snapshot was being written (the log
+has a "snapshot started" without its end).
 """
 
 import argparse
@@ -625,9 +630,12 @@ class SpawnedDaemon(keeltest.Daemon):
 
 
 class Store:
-    def __init__(self, binary, data_dir, base, snapshot_count):
+    def __init__(self, binary, data_dir, base, snapshot_count, chunk_delay_us=0):
         self.binary, self.data, self.base = binary, data_dir, base
         self.snapshot_count = snapshot_count
+        self.env = dict(os.environ)
+        if chunk_delay_us:
+            self.env["KEEL_STORE_TEST_SNAPSHOT_CHUNK_DELAY_US"] = str(chunk_delay_us)
         self.starts = 0
         self.d = None
 
@@ -636,7 +644,8 @@ class Store:
         self.d = SpawnedDaemon(f"store{self.starts:02d}", [
             self.binary, f"--data-dir={self.data}",
             "--listen-client-urls=http://127.0.0.1:0",
-            f"--snapshot-count={self.snapshot_count}"], self.base, wrapper=PDEATHSIG)
+            f"--snapshot-count={self.snapshot_count}"], self.base, wrapper=PDEATHSIG,
+            env=self.env)
         self.d.start()
         if wait:
             self.d.wait_ready(timeout=30)
@@ -653,6 +662,16 @@ class Store:
                 return f.read().count(b"store: snapshot written")
         except OSError:
             return 0
+
+    def snapshot_in_progress(self):
+        """After a kill: was a snapshot being written (started, not ended)?"""
+        try:
+            with open(self.d.log_file, "rb") as f:
+                log = f.read()
+        except OSError:
+            return False
+        ended = sum(log.count(b"store: snapshot " + w) for w in (b"written", b"abandoned", b"failed"))
+        return log.count(b"store: snapshot started") > ended
 
     def files(self):
         snaps = wals = 0
@@ -693,7 +712,7 @@ def run_cycle_writes(model, client, cycle, nwriters, kill_after, store, rng):
             "kinds": kinds, "inflight": sum(1 for o in ops if o.status in ("inflight", "failed-live")),
             "reads": sum(w.reads for w in writers),
             "min": min(revs) if revs else 0, "max": max(revs) if revs else 0,
-            "snaps": store.snapshots_written()}
+            "snaps": store.snapshots_written(), "in_snap": store.snapshot_in_progress()}
 
 
 def probe(model, client, cycle, label, cur):
@@ -727,6 +746,8 @@ def main():
     ap.add_argument("--cycles", type=int, default=14)
     ap.add_argument("--writers", type=int, default=16)
     ap.add_argument("--snapshot-count", type=int, default=500)
+    ap.add_argument("--snapshot-chunk-delay-us", type=int, default=20000,
+                    help="keel-store sleeps this long after each snapshot chunk (0: off)")
     ap.add_argument("--kill-after", default="0.2,1.5",
                     help="MIN,MAX seconds after the writers start")
     ap.add_argument("--seed", type=int, default=None)
@@ -750,7 +771,8 @@ def main():
     from etcd.etcdserverpb import rpc_pb2  # noqa: E402
     pb = rpc_pb2
 
-    store = Store(os.path.abspath(a.store), os.path.join(tmp, "data"), tmp, a.snapshot_count)
+    store = Store(os.path.abspath(a.store), os.path.join(tmp, "data"), tmp, a.snapshot_count,
+                  a.snapshot_chunk_delay_us)
     model = Model()
     t_start = time.monotonic()
     totals = collections.Counter()
@@ -789,13 +811,16 @@ def main():
         last = w
         totals["acked"] += w["acked"]
         totals["inflight"] += w["inflight"]
+        totals["in_snap"] += 1 if w["in_snap"] else 0
         snaps, wals = store.files()
         k = w["kinds"]
         print(f"cycle {cycle + 1}: SIGKILL {w['delay']:.2f}s after {a.writers} writers started: "
               f"acked {w['acked']} writes (put {k['put']}, delete {k['delete']}, "
               f"txn-success {k['txn-success']}, txn-failure {k['txn-failure']}) at revisions "
               f"{w['min']}..{w['max']}, {w['inflight']} in flight, {w['reads']} read-backs; "
-              f"snapshots written {w['snaps']}, data dir: {snaps} .snap, {wals} .wal", flush=True)
+              f"snapshots written {w['snaps']}, "
+              f"{'killed while a snapshot was being written' if w['in_snap'] else 'no snapshot running'}, "
+              f"data dir: {snaps} .snap, {wals} .wal", flush=True)
         if V.total():
             failed = True
         if (cycle + 1) % 3 == 0:
@@ -825,6 +850,9 @@ def main():
         store.d.stop(10)
 
     V.summary()
+    if a.snapshot_chunk_delay_us and not failed:
+        c.ok(f"kills while a snapshot was being written: {totals['in_snap']} of {a.cycles}",
+             totals["in_snap"] >= 1)
     elapsed = time.monotonic() - t_start
     c.ok(f"{a.cycles} crash cycles: {totals['acked']} acknowledged writes, "
          f"{totals['inflight']} in flight at kills, final revision {model.verified_rev}, "

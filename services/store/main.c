@@ -232,6 +232,14 @@ int main(int argc, char **argv) {
                          .snapshot_count = (uint64_t)c.snapshot_count,
                          .auto_compaction_retention_ms = c.compaction.retention_ms,
                          .auto_compaction_retention_revs = c.compaction.retention_revs};
+  /* Crash tests only (e2e/store crash_cycles): slow every snapshot down so that
+   * kills land while one is being written. Not a flag: nobody should tune it. */
+  const char *delay = getenv("KEEL_STORE_TEST_SNAPSHOT_CHUNK_DELAY_US");
+  if (delay && *delay) {
+    sopts.snapshot_chunk_delay_us = strtoll(delay, NULL, 10);
+    LOG_WARN("keel-store: KEEL_STORE_TEST_SNAPSHOT_CHUNK_DELAY_US is set (tests only)", "us",
+             log_int(sopts.snapshot_chunk_delay_us));
+  }
   st = store_open(&sopts, &err);
   if (!st) goto out;
   smetrics = store_metrics_register(metrics_default(), st);

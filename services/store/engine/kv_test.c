@@ -371,6 +371,76 @@ static void test_compaction_frees_history_and_replay_rebuilds(void **state) {
   kv_destroy(k);
 }
 
+typedef struct walk {
+  mvcc_revision revs[4096];
+  size_t n, limit, taken;
+  mvcc_revision next;
+} walk;
+
+static int walk_all(void *arg, mvcc_revision rev, const kv_record *rec) {
+  (void)rec;
+  walk *w = arg;
+  w->revs[w->n++] = rev;
+  return 0;
+}
+
+static int walk_some(void *arg, mvcc_revision rev, const kv_record *rec) {
+  (void)rec;
+  walk *w = arg;
+  w->revs[w->n++] = rev;
+  w->next = (mvcc_revision){rev.main, rev.sub + 1};
+  return ++w->taken >= w->limit;
+}
+
+/* The snapshot's walk: revstore_each_from resumed after every `limit` records
+ * sees exactly what one revstore_each sees, across the compacted part (sorted
+ * array) and the dense slots, and multi-record revisions. */
+static void test_revstore_walk_resumes_by_revision(void **state) {
+  (void)state;
+  kv *k = kv_create();
+  for (int i = 0; i < 300; i++) {
+    char key[16];
+    snprintf(key, sizeof(key), "key%03d", i % 40);
+    put(k, key, "v");
+  }
+  kv_compact(k, 200); /* 40 survivors at or below 200, some at it */
+  /* A revision with three changes. */
+  Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
+  Etcdserverpb__RequestOp *ops[3] = {op_put("m1", "x"), op_put("m2", "x"), op_put("m3", "x")};
+  t.success = ops;
+  t.n_success = 3;
+  Etcdserverpb__TxnResponse resp;
+  kv_error err;
+  kv_write w;
+  kv_write_begin(k, &w);
+  assert_int_equal(kv_txn(&w, &t, &resp, &err), 0);
+  kv_write_commit(&w);
+  kv_write_release(&w);
+  free_fields(&resp.base);
+  for (int i = 0; i < 3; i++) free_fields(&ops[i]->base), free(ops[i]);
+  for (int i = 0; i < 20; i++) put(k, "tail", "v");
+  static walk all, part;
+  all.n = 0;
+  revstore_each(kv_revstore(k), 0, INT64_MAX, walk_all, &all);
+  assert_int_equal(all.n, revstore_records(kv_revstore(k)));
+  const int64_t to = kv_rev(k) - 5; /* the walk stops at its revision */
+  size_t upto = 0;
+  while (upto < all.n && all.revs[upto].main <= to) upto++;
+  for (size_t limit = 1; limit <= 7; limit++) {
+    part = (walk){.limit = limit};
+    for (;;) {
+      part.taken = 0;
+      if (!revstore_each_from(kv_revstore(k), part.next, to, walk_some, &part)) break;
+    }
+    assert_int_equal(part.n, upto);
+    for (size_t i = 0; i < upto; i++) {
+      assert_int_equal(part.revs[i].main, all.revs[i].main);
+      assert_int_equal(part.revs[i].sub, all.revs[i].sub);
+    }
+  }
+  kv_destroy(k);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_revisions_start_at_one_and_versions_count),
@@ -382,6 +452,7 @@ int main(void) {
       cmocka_unit_test(test_txn_branches_read_own_writes_and_headers),
       cmocka_unit_test(test_txn_duplicate_keys_and_too_many_ops),
       cmocka_unit_test(test_compaction_frees_history_and_replay_rebuilds),
+      cmocka_unit_test(test_revstore_walk_resumes_by_revision),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

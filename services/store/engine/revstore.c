@@ -211,6 +211,39 @@ int revstore_each(const revstore *rs, int64_t from_main, int64_t to_main,
   return 0;
 }
 
+int revstore_each_from(const revstore *rs, mvcc_revision from, int64_t to_main,
+                       int (*fn)(void *arg, mvcc_revision rev, const kv_record *rec), void *arg) {
+  size_t lo = 0, hi = rs->old_n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (mvcc_revision_cmp(rs->old[mid].rev, from) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  for (size_t i = lo; i < rs->old_n; i++) {
+    if (rs->old[i].rev.main > to_main) return 0;
+    int rc = fn(arg, rs->old[i].rev, rs->old[i].rec);
+    if (rc) return rc;
+  }
+  size_t i = rs->start;
+  if (from.main > rs->base + (int64_t)rs->start) {
+    int64_t d = from.main - rs->base;
+    if (d >= (int64_t)rs->len) return 0;
+    i = (size_t)d;
+  }
+  for (; i < rs->len; i++) {
+    int64_t m = rs->base + (int64_t)i;
+    if (m > to_main) break;
+    rev_slot *s = &rs->slots[i];
+    kv_record **recs = slot_records(s);
+    uint32_t k = m == from.main && from.sub > 0 ? (uint32_t)from.sub : 0;
+    for (; k < s->n; k++) {
+      int rc = fn(arg, (mvcc_revision){m, k}, recs[k]);
+      if (rc) return rc;
+    }
+  }
+  return 0;
+}
+
 void revstore_mark_keep(revstore *rs, mvcc_revision rev) {
   kv_record *r = revstore_get(rs, rev);
   if (r) r->keep = true;

@@ -62,6 +62,14 @@ kv_record *revstore_get(const revstore *rs, mvcc_revision rev);
 int revstore_each(const revstore *rs, int64_t from_main, int64_t to_main,
                   int (*fn)(void *arg, mvcc_revision rev, const kv_record *rec), void *arg);
 
+/* Like revstore_each, resumable: every record at or after `from` (main and
+ * sub) with main <= to_main, in revision order, until fn returns non-zero
+ * (returned). Binary search, then a walk: a reader that walks in chunks
+ * resumes at the revision after the last one it saw (positions, not pointers:
+ * appends may move the slots). */
+int revstore_each_from(const revstore *rs, mvcc_revision from, int64_t to_main,
+                       int (*fn)(void *arg, mvcc_revision rev, const kv_record *rec), void *arg);
+
 /* Marks rev as still needed by the next revstore_compact. */
 void revstore_mark_keep(revstore *rs, mvcc_revision rev);
 /* Frees every unmarked record with main <= rev; clears the marks. */

@@ -91,9 +91,19 @@ struct store {
   int64_t next_check_ms;
   atomic_uint_fast64_t auto_compactions;
 
+  /* Snapshots (see the snapshots section). Apply thread only: */
   char snap_dir[4096];
-  uint64_t snapshot_index; /* WAL index of the newest snapshot */
-  uint64_t snapshots;      /* written by this process */
+  uint64_t snap_base;     /* WAL index the last snapshot started at (or was loaded from) */
+  bool snap_running;      /* snap_thread exists; joined once snap_done */
+  pthread_t snap_thread;
+  store_op *held_head, *held_tail; /* compactions held while it runs, in order */
+  /* Shared with the snapshot thread and readers of the status: */
+  atomic_bool snap_done;   /* the snapshot thread is finishing (set under mu: wakes the apply thread) */
+  atomic_bool snap_cancel; /* closing: abandon the running snapshot */
+  atomic_bool snap_active; /* a snapshot is being written (status) */
+  atomic_uint_fast64_t held_count;
+  atomic_uint_fast64_t snapshot_index; /* WAL index of the newest snapshot on disk */
+  atomic_uint_fast64_t snapshots;      /* written by this process */
 };
 
 const char STORE_ERR_LEASE_EXISTS[] = "etcdserver: lease already exists";
@@ -732,15 +742,69 @@ static int apply_one(store *s, store_op *op) {
  *
  * A snapshot is a stream of WAL-codec records, one per chunk: SnapshotMeta
  * (revision, compacted revision, WAL index), a LeaseGrant per lease, then a
- * SnapshotKv for every record the revision store holds, in revision order. */
+ * SnapshotKv for every record the revision store holds, in revision order.
+ *
+ * It is written off the write path. Between two ops, once snapshot_count
+ * records were appended since the last one started, the apply thread captures
+ * a point: the WAL index I of the last record appended, the revision R and the
+ * compacted revision C, and a copy of the lease table (id, TTL). All of it is
+ * the state as of I: every change to the kv and the leases goes through this
+ * thread in log order (keepalives change no TTL that is logged). It hands that
+ * to a snapshot thread and goes on with the next op.
+ *
+ * The snapshot thread waits for I to be durable (a snapshot never holds a
+ * write the log could lose), then walks every record with main <= R in chunks
+ * of at most SNAP_CHUNK_RECORDS / SNAP_CHUNK_BYTES: it takes the read lock,
+ * encodes a chunk into its own buffer, drops the lock, and only then writes it
+ * to the file. Writes go on between chunks: they only append records above R,
+ * which the walk never reads; it resumes by revision, never by pointer (an
+ * append may move the revision store's slot vector).
+ *
+ * Records at or below R change only by compaction (it frees them), so a
+ * compaction submitted while a snapshot runs is held: the apply thread sets it
+ * aside, unapplied and unlogged, and applies it in submission order once the
+ * snapshot is over. Its reply waits for that; no write does. That is a valid
+ * order: the compaction takes effect after writes submitted after it, and no
+ * client was told otherwise. Nothing else frees a record.
+ *
+ * snapshot_write makes the file durable (.tmp, fsync, rename, directory fsync;
+ * every chunk CRC'd and a trailer that proves the end) and only then is the WAL
+ * truncated, up to the oldest snapshot kept. A kill at any instant leaves the
+ * earlier snapshots and every WAL record after the oldest of them. */
+
+#define SNAP_CHUNK_RECORDS 1024
+#define SNAP_CHUNK_BYTES (256u << 10)
+
+typedef struct snap_lease {
+  int64_t id, ttl;
+} snap_lease;
+
+typedef struct snap_job {
+  store *s;
+  uint64_t index;
+  int64_t revision, compact_revision;
+  snap_lease *leases;
+  size_t nleases, capleases;
+} snap_job;
 
 typedef struct snap_writer {
   store *s;
+  snap_job *job;
   snapshot_sink *sink;
-  uint8_t *buf;
+  uint8_t *buf; /* one record: meta, leases */
   size_t cap;
+  /* One chunk of encoded SnapshotKv records, each [u32 length][bytes]. */
+  uint8_t *chunk;
+  size_t chunk_len, chunk_cap, chunk_records;
+  mvcc_revision next; /* where the walk resumes */
+  uint64_t records, bytes;
+  int64_t produced_ms; /* when the last chunk was handed to the file */
   int rc;
 } snap_writer;
+
+static void snap_hook(store *s, int phase, uint64_t index, uint64_t records) {
+  if (s->opts.snapshot_hook) s->opts.snapshot_hook(s->opts.snapshot_hook_arg, phase, index, records);
+}
 
 static int snap_emit(snap_writer *w, const store_record *r) {
   size_t size = 0, len = 0;
@@ -757,13 +821,8 @@ static int snap_emit(snap_writer *w, const store_record *r) {
   return snapshot_sink_write(w->sink, w->buf, len);
 }
 
-static int snap_lease(void *arg, int64_t id, int64_t ttl) {
-  snap_writer *w = arg;
-  store_record r = {.kind = STORE_RECORD_LEASE_GRANT, .lease_grant = {.id = id, .ttl = ttl}};
-  return snap_emit(w, &r);
-}
-
-static int snap_kv(void *arg, mvcc_revision rev, const kv_record *rec) {
+/* Under the read lock: encodes one record into the chunk; 1 = the chunk is full. */
+static int snap_collect(void *arg, mvcc_revision rev, const kv_record *rec) {
   snap_writer *w = arg;
   store_record r = {.kind = STORE_RECORD_SNAPSHOT_KV,
                     .snapshot_kv = {.main = rev.main,
@@ -774,57 +833,231 @@ static int snap_kv(void *arg, mvcc_revision rev, const kv_record *rec) {
                                     .version = rec->version,
                                     .lease = rec->lease,
                                     .tombstone = rec->tombstone}};
-  int rc = snap_emit(w, &r);
-  return rc < 0 ? (w->rc = rc) : 0;
+  size_t size = 0, len = 0;
+  int rc = store_record_encoded_size(&r, &size);
+  if (rc < 0) {
+    w->rc = rc;
+    return 1;
+  }
+  if (w->chunk_len + 4 + size > w->chunk_cap) {
+    size_t ncap = w->chunk_cap ? w->chunk_cap : SNAP_CHUNK_BYTES + 4096;
+    while (ncap < w->chunk_len + 4 + size) ncap *= 2;
+    uint8_t *p = realloc(w->chunk, ncap);
+    if (!p) {
+      w->rc = -ENOMEM;
+      return 1;
+    }
+    w->chunk = p;
+    w->chunk_cap = ncap;
+  }
+  rc = store_record_encode(&r, w->chunk + w->chunk_len + 4, size, &len);
+  if (rc < 0) {
+    w->rc = rc;
+    return 1;
+  }
+  uint32_t l32 = (uint32_t)len;
+  memcpy(w->chunk + w->chunk_len, &l32, 4);
+  w->chunk_len += 4 + len;
+  w->chunk_records++;
+  w->next = (mvcc_revision){rev.main, rev.sub + 1};
+  return w->chunk_len >= SNAP_CHUNK_BYTES || w->chunk_records >= SNAP_CHUNK_RECORDS;
 }
 
 static int snap_produce(void *arg, snapshot_sink *sink) {
   snap_writer *w = arg;
   store *s = w->s;
+  snap_job *job = w->job;
   w->sink = sink;
   store_record meta = {.kind = STORE_RECORD_SNAPSHOT_META,
-                       .snapshot_meta = {.revision = kv_rev(s->kv),
-                                         .compact_revision = kv_compact_rev(s->kv),
-                                         .wal_index = s->last_appended}};
+                       .snapshot_meta = {.revision = job->revision,
+                                         .compact_revision = job->compact_revision,
+                                         .wal_index = job->index}};
   int rc = snap_emit(w, &meta);
+  for (size_t i = 0; rc == 0 && i < job->nleases; i++) {
+    store_record r = {.kind = STORE_RECORD_LEASE_GRANT,
+                      .lease_grant = {.id = job->leases[i].id, .ttl = job->leases[i].ttl}};
+    rc = snap_emit(w, &r);
+  }
   if (rc < 0) return rc;
-  pthread_mutex_lock(&s->lease_mu);
-  rc = lessor_foreach(s->leases, snap_lease, w);
-  pthread_mutex_unlock(&s->lease_mu);
-  if (rc < 0) return rc;
-  revstore_each(kv_revstore(s->kv), 0, INT64_MAX, snap_kv, w);
-  return w->rc;
+  for (;;) {
+    if (atomic_load(&s->snap_cancel)) return -ECANCELED;
+    w->chunk_len = w->chunk_records = 0;
+    pthread_rwlock_rdlock(&s->lock);
+    int more = revstore_each_from(kv_revstore(s->kv), w->next, job->revision, snap_collect, w);
+    pthread_rwlock_unlock(&s->lock);
+    if (w->rc < 0) return w->rc;
+    /* The file is written with no lock held. */
+    for (size_t off = 0; off < w->chunk_len;) {
+      uint32_t len;
+      memcpy(&len, w->chunk + off, 4);
+      rc = snapshot_sink_write(sink, w->chunk + off + 4, len);
+      if (rc < 0) return rc;
+      off += 4 + (size_t)len;
+      w->bytes += len;
+    }
+    w->records += w->chunk_records;
+    snap_hook(s, STORE_SNAPSHOT_CHUNK, job->index, w->records);
+    if (s->opts.snapshot_chunk_delay_us > 0) {
+      struct timespec ts = {s->opts.snapshot_chunk_delay_us / 1000000,
+                            (long)(s->opts.snapshot_chunk_delay_us % 1000000) * 1000};
+      nanosleep(&ts, NULL);
+    }
+    if (!more) {
+      w->produced_ms = now_ms();
+      return 0;
+    }
+  }
 }
 
-/* On the apply thread, between batches. */
-static void maybe_snapshot(store *s) {
-  if (s->last_appended < s->snapshot_index + s->opts.snapshot_count) return;
-  /* The snapshot must describe durable state only: wait for the log. */
-  while (atomic_load(&s->durable_index) < s->last_appended && !atomic_load(&s->failed_errno)) {
+static void *snap_main(void *arg) {
+  snap_job *job = arg;
+  store *s = job->s;
+  int64_t t0 = now_ms();
+  LOG_INFO("store: snapshot started", "index", log_int((long long)job->index), "revision",
+           log_int(job->revision));
+  snap_hook(s, STORE_SNAPSHOT_STARTED, job->index, 0);
+  /* Durable state only: the record at I may still be in the group commit. */
+  int rc = 0;
+  while (atomic_load(&s->durable_index) < job->index) {
+    if (atomic_load(&s->failed_errno) || atomic_load(&s->snap_cancel)) {
+      rc = -ECANCELED;
+      break;
+    }
     struct timespec ts = {0, 200000};
     nanosleep(&ts, NULL);
   }
-  if (atomic_load(&s->failed_errno)) return;
   keel_error err = {0};
-  snap_writer w = {.s = s};
+  snap_writer w = {.s = s, .job = job};
   uint64_t oldest = 0;
-  int64_t t0 = now_ms();
-  /* Readers may go on; only this thread writes the kv. */
-  pthread_rwlock_rdlock(&s->lock);
-  int rc = snapshot_write(s->snap_dir, s->last_appended, snap_produce, &w, &oldest, &err);
-  pthread_rwlock_unlock(&s->lock);
+  if (rc == 0) rc = snapshot_write(s->snap_dir, job->index, snap_produce, &w, &oldest, &err);
   free(w.buf);
+  free(w.chunk);
   if (rc < 0) {
-    /* Not fatal: the WAL still holds everything; try again later. */
-    LOG_ERROR("store: snapshot failed", "error", err.message);
-    s->snapshot_index = s->last_appended;
+    /* Not fatal: the WAL still holds everything; the next one comes after
+     * another snapshot_count records. */
+    if (atomic_load(&s->snap_cancel) || atomic_load(&s->failed_errno))
+      LOG_INFO("store: snapshot abandoned", "index", log_int((long long)job->index));
+    else
+      LOG_ERROR("store: snapshot failed", "index", log_int((long long)job->index), "error",
+                err.message);
+    snap_hook(s, STORE_SNAPSHOT_ABANDONED, job->index, w.records);
+  } else {
+    atomic_store(&s->snapshot_index, job->index);
+    atomic_fetch_add(&s->snapshots, 1);
+    snap_hook(s, STORE_SNAPSHOT_WRITTEN, job->index, w.records);
+    /* Only now, and only up to the oldest snapshot kept (falling back to it
+     * must find every later record). */
+    int removed = wal_truncate_before(s->wal, oldest, &err);
+    if (removed < 0) LOG_WARN("store: WAL truncation failed", "error", err.message);
+    LOG_INFO("store: snapshot written", "index", log_int((long long)job->index), "revision",
+             log_int(job->revision), "records", log_int((long long)w.records), "bytes",
+             log_int((long long)w.bytes), "ms", log_int(now_ms() - t0), "sync_ms",
+             log_int(now_ms() - w.produced_ms), "wal_segments_removed", log_int(removed));
+  }
+  free(job->leases);
+  free(job);
+  pthread_mutex_lock(&s->mu);
+  atomic_store(&s->snap_active, false);
+  atomic_store(&s->snap_done, true);
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+static int snap_capture_lease(void *arg, int64_t id, int64_t ttl) {
+  snap_job *job = arg;
+  if (job->nleases == job->capleases) {
+    size_t ncap = job->capleases ? job->capleases * 2 : 64;
+    snap_lease *p = realloc(job->leases, ncap * sizeof(*p));
+    if (!p) return -ENOMEM;
+    job->leases = p;
+    job->capleases = ncap;
+  }
+  job->leases[job->nleases++] = (snap_lease){id, ttl};
+  return 0;
+}
+
+/* On the apply thread, between ops: starts a snapshot when one is due. */
+static void maybe_snapshot(store *s) {
+  if (s->snap_running || s->last_appended < s->snap_base + s->opts.snapshot_count ||
+      atomic_load(&s->snap_cancel))
+    return;
+  /* Due: the next one counts from here, whatever becomes of this one. */
+  s->snap_base = s->last_appended;
+  snap_job *job = calloc(1, sizeof(*job));
+  int rc = job ? 0 : -ENOMEM;
+  if (job) {
+    *job = (snap_job){.s = s,
+                      .index = s->last_appended,
+                      .revision = kv_rev(s->kv),
+                      .compact_revision = kv_compact_rev(s->kv)};
+    pthread_mutex_lock(&s->lease_mu);
+    rc = lessor_foreach(s->leases, snap_capture_lease, job);
+    pthread_mutex_unlock(&s->lease_mu);
+  }
+  atomic_store(&s->snap_done, false);
+  atomic_store(&s->snap_active, true);
+  if (rc == 0 && pthread_create(&s->snap_thread, NULL, snap_main, job) == 0) {
+    s->snap_running = true;
     return;
   }
-  s->snapshot_index = s->last_appended;
-  s->snapshots++;
-  int removed = wal_truncate_before(s->wal, oldest, &err);
-  LOG_INFO("store: snapshot written", "index", log_int((long long)s->snapshot_index), "ms",
-           log_int(now_ms() - t0), "wal_segments_removed", log_int(removed));
+  atomic_store(&s->snap_active, false);
+  LOG_ERROR("store: cannot start a snapshot", "index", log_int((long long)s->last_appended), "error",
+            log_int(rc < 0 ? rc : -EAGAIN));
+  if (job) free(job->leases);
+  free(job);
+}
+
+static void process_op(store *s, store_op *op);
+
+/* Applies the held compactions, in order (a snapshot may start again among
+ * them: the rest are held again). */
+static void release_held(store *s) {
+  store_op *op = s->held_head;
+  s->held_head = s->held_tail = NULL;
+  while (op) {
+    store_op *next = op->next;
+    atomic_fetch_sub(&s->held_count, 1);
+    process_op(s, op);
+    op = next;
+  }
+}
+
+/* On the apply thread: joins a finished snapshot and releases what it held. */
+static void snapshot_poll(store *s) {
+  if (!s->snap_running || !atomic_load(&s->snap_done)) return;
+  pthread_join(s->snap_thread, NULL);
+  s->snap_running = false;
+  atomic_store(&s->snap_done, false);
+  release_held(s);
+}
+
+/* On the apply thread, closing: abandons a running snapshot (its .tmp is
+ * removed; the WAL still holds everything) and releases what it held. */
+static void snapshot_stop(store *s) {
+  atomic_store(&s->snap_cancel, true); /* and maybe_snapshot starts no other */
+  if (s->snap_running) {
+    pthread_join(s->snap_thread, NULL);
+    s->snap_running = false;
+    atomic_store(&s->snap_done, false);
+  }
+  release_held(s);
+}
+
+/* A compaction that would free history while a snapshot reads it waits. One
+ * that etcd refuses (or a no-op) goes through now. */
+static bool hold_compaction(store *s, store_op *op) {
+  if (op->kind != OP_COMPACT || !s->snap_running) return false;
+  const Etcdserverpb__CompactionRequest *req = (const Etcdserverpb__CompactionRequest *)op->req;
+  kv_error e;
+  /* The apply thread is the only writer of the kv: no lock needed to read it. */
+  if (req->revision <= 0 || kv_compact_check(s->kv, req->revision, &e) < 0) return false;
+  op->next = NULL;
+  if (s->held_tail) s->held_tail->next = op;
+  else s->held_head = op;
+  s->held_tail = op;
+  atomic_fetch_add(&s->held_count, 1);
+  return true;
 }
 
 typedef struct snap_loader {
@@ -883,65 +1116,74 @@ static int load_chunk(void *arg, const uint8_t *chunk, size_t len) {
   return store_record_decode(chunk, len, &v, l, l->err);
 }
 
+/* One op on the apply thread: apply, log, or complete. */
+static void process_op(store *s, store_op *op) {
+  op->next = NULL;
+  op->store = s;
+  int failed = atomic_load(&s->failed_errno);
+  if (failed) {
+    fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
+    complete(s, op);
+    return;
+  }
+  if (hold_compaction(s, op)) return;
+  int len = apply_one(s, op);
+  if (len < 0) {
+    /* The kv changed but the record cannot be written: stop writing. */
+    atomic_store(&s->failed_errno, -len);
+    LOG_ERROR("store: cannot encode a WAL record", "error", log_int(len));
+    fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
+    complete(s, op);
+    return;
+  }
+  if (len > 0) {
+    int64_t index = wal_append(s->wal, op->payload, (size_t)len, wal_done, op);
+    if (index < 0) {
+      atomic_store(&s->failed_errno, (int)-index);
+      fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
+      complete(s, op);
+      return;
+    }
+    s->last_appended = (uint64_t)index;
+    /* Between ops, so a snapshot never splits one. */
+    maybe_snapshot(s);
+    return; /* wal_done completes it */
+  }
+  /* Nothing to log: wait for what it may have read to be durable. */
+  if (op->failed || s->last_appended <= atomic_load(&s->durable_index)) {
+    complete(s, op);
+    return;
+  }
+  op->wait_index = s->last_appended;
+  pthread_mutex_lock(&s->mu);
+  if (s->wait_tail) s->wait_tail->next = op;
+  else s->wait_head = op;
+  s->wait_tail = op;
+  pthread_mutex_unlock(&s->mu);
+  /* The record may have become durable meanwhile. */
+  release_waiters(s, atomic_load(&s->durable_index));
+}
+
 static void *apply_main(void *arg) {
   store *s = arg;
   for (;;) {
     pthread_mutex_lock(&s->mu);
-    while (!s->head && !s->closing) pthread_cond_wait(&s->cond, &s->mu);
+    while (!s->head && !s->closing && !atomic_load(&s->snap_done)) pthread_cond_wait(&s->cond, &s->mu);
     store_op *batch = s->head;
     s->head = s->tail = NULL;
     s->queued = 0;
     bool closing = s->closing;
     pthread_mutex_unlock(&s->mu);
+    snapshot_poll(s);
     if (!batch && closing) break;
     while (batch) {
       store_op *op = batch;
       batch = op->next;
-      op->next = NULL;
-      op->store = s;
-      int failed = atomic_load(&s->failed_errno);
-      if (failed) {
-        fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
-        complete(s, op);
-        continue;
-      }
-      int len = apply_one(s, op);
-      if (len < 0) {
-        /* The kv changed but the record cannot be written: stop writing. */
-        atomic_store(&s->failed_errno, -len);
-        LOG_ERROR("store: cannot encode a WAL record", "error", log_int(len));
-        fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
-        complete(s, op);
-        continue;
-      }
-      if (len > 0) {
-        int64_t index = wal_append(s->wal, op->payload, (size_t)len, wal_done, op);
-        if (index < 0) {
-          atomic_store(&s->failed_errno, (int)-index);
-          fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
-          complete(s, op);
-          continue;
-        }
-        s->last_appended = (uint64_t)index;
-        /* Between ops, so a snapshot never splits one. */
-        maybe_snapshot(s);
-        continue; /* wal_done completes it */
-      }
-      /* Nothing to log: wait for what it may have read to be durable. */
-      if (op->failed || s->last_appended <= atomic_load(&s->durable_index)) {
-        complete(s, op);
-        continue;
-      }
-      op->wait_index = s->last_appended;
-      pthread_mutex_lock(&s->mu);
-      if (s->wait_tail) s->wait_tail->next = op;
-      else s->wait_head = op;
-      s->wait_tail = op;
-      pthread_mutex_unlock(&s->mu);
-      /* The record may have become durable meanwhile. */
-      release_waiters(s, atomic_load(&s->durable_index));
+      process_op(s, op);
+      snapshot_poll(s);
     }
   }
+  snapshot_stop(s);
   return NULL;
 }
 
@@ -1228,9 +1470,11 @@ void store_get_status(store *s, store_status *out) {
   out->raft_index = ws.last_index;
   out->wal_fsyncs = ws.fsyncs;
   out->wal_records = ws.records;
-  out->snapshots = s->snapshots;
+  out->snapshots = atomic_load(&s->snapshots);
   out->auto_compactions = atomic_load(&s->auto_compactions);
-  out->snapshot_index = s->snapshot_index;
+  out->snapshot_index = atomic_load(&s->snapshot_index);
+  out->snapshot_running = atomic_load(&s->snap_active);
+  out->compactions_held = atomic_load(&s->held_count);
 }
 
 /* ------------------------------------------------------------------ open, close */
@@ -1286,7 +1530,8 @@ store *store_open(const store_options *opts, keel_error *err) {
   }
   if (loaded == 1) {
     kv_restore_finish(s->kv, loader.revision, loader.compact_revision);
-    s->snapshot_index = snap_index;
+    atomic_store(&s->snapshot_index, snap_index);
+    s->snap_base = snap_index;
   }
   metric_family *fsync_family = metrics_histogram(
       metrics_default(), "etcd_disk_wal_fsync_duration_seconds",

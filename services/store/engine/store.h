@@ -12,9 +12,14 @@
  * Reads run on the caller's thread under the read lock, at the published
  * revision (or an older one not yet compacted).
  *
- * Snapshots: every snapshot_count records the apply thread waits for the log to
- * be durable, writes the whole state (<data_dir>/member/snap) and removes WAL
- * segments older than the oldest snapshot kept. Writes pause meanwhile.
+ * Snapshots: every snapshot_count records the apply thread captures a point
+ * (WAL index I, revision R, the lease table) between two ops and a snapshot
+ * thread writes the state as of R (<data_dir>/member/snap) in bounded chunks
+ * under the read lock, while writes go on; once the file is complete and
+ * synced, WAL segments older than the oldest snapshot kept are removed. A
+ * compaction submitted meanwhile is held (applied and answered after the
+ * snapshot: it would free records the snapshot still reads). store.c has the
+ * details.
  *
  * Recovery (store_open) loads the newest valid snapshot and replays the WAL
  * records after it into a fresh kv. A storage failure puts
@@ -51,7 +56,18 @@ typedef struct store_options {
   int64_t auto_compaction_retention_ms;
   int64_t auto_compaction_retention_revs;
   int64_t auto_compaction_check_ms;
+  /* Tests only. snapshot_hook runs on the snapshot thread outside every lock
+   * (it may block to hold a snapshot open; writes go on): STARTED, then CHUNK
+   * after each chunk of records copied (records: how many so far), then
+   * WRITTEN once the file is durable (before the WAL is truncated), or ABANDONED.
+   * snapshot_chunk_delay_us sleeps after every chunk (slow snapshots for crash
+   * tests). */
+  void (*snapshot_hook)(void *arg, int phase, uint64_t index, uint64_t records);
+  void *snapshot_hook_arg;
+  int64_t snapshot_chunk_delay_us;
 } store_options;
+
+enum { STORE_SNAPSHOT_STARTED, STORE_SNAPSHOT_CHUNK, STORE_SNAPSHOT_WRITTEN, STORE_SNAPSHOT_ABANDONED };
 
 store *store_open(const store_options *opts, keel_error *err);
 /* Completes (with their results) every write already submitted, then closes. */
@@ -165,8 +181,10 @@ typedef struct store_status {
   uint64_t memory_bytes;    /* kv state held in memory (dbSize's stand-in) */
   uint64_t wal_fsyncs;
   uint64_t wal_records;
-  uint64_t snapshots;
-  uint64_t snapshot_index;
+  uint64_t snapshots;       /* written by this process */
+  uint64_t snapshot_index;  /* WAL index of the newest snapshot on disk */
+  bool snapshot_running;    /* a snapshot is being written */
+  uint64_t compactions_held; /* compactions waiting for the running snapshot */
   uint64_t auto_compactions;
 } store_status;
 

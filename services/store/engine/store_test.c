@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -309,6 +313,16 @@ static void test_lease_expiry_deletes_keys_and_survives_restart(void **state) {
 
 static int wal_segments_seen;
 
+/* Snapshots run on their own thread: wait for the running one to end. */
+static void wait_snapshot_idle(store *s) {
+  store_status st;
+  for (;;) {
+    store_get_status(s, &st);
+    if (!st.snapshot_running) return;
+    usleep(1000);
+  }
+}
+
 static void test_snapshot_and_wal_tail_recover_everything(void **state) {
   (void)state;
   char *dir = temp_dir();
@@ -339,8 +353,14 @@ static void test_snapshot_and_wal_tail_recover_everything(void **state) {
       store_submit_compact(s, &c, on_done, &w);
       n++;
     }
+    if (i % 100 == 99) {
+      /* Each round makes the next snapshot due while none runs. */
+      wait_for(&w, n);
+      wait_snapshot_idle(s);
+    }
   }
   wait_for(&w, n);
+  wait_snapshot_idle(s);
   assert_int_equal(w.ok, n);
   store_status before;
   store_get_status(s, &before);
@@ -446,6 +466,331 @@ static void test_auto_compaction_revision_and_periodic(void **state) {
   free(dir);
 }
 
+/* ---- snapshots off the write path */
+
+/* Waits up to secs for n completions: a bound on progress, not a timing claim
+ * (a pipeline that stopped never gets there). */
+static bool wait_for_bounded(waiter *w, int n, int secs) {
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += secs;
+  pthread_mutex_lock(&w->mu);
+  int rc = 0;
+  while (w->done < n && rc == 0) rc = pthread_cond_timedwait(&w->cond, &w->mu, &dl);
+  bool ok = w->done >= n;
+  pthread_mutex_unlock(&w->mu);
+  return ok;
+}
+
+/* A snapshot hook that holds the first snapshot at or past `from_index` at its
+ * first chunk until the test releases it. */
+typedef struct snap_gate {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  uint64_t from_index;
+  bool held, release;
+  uint64_t index;
+  int phases[8];
+} snap_gate;
+
+static void gate_hook(void *arg, int phase, uint64_t index, uint64_t records) {
+  (void)records;
+  snap_gate *g = arg;
+  pthread_mutex_lock(&g->mu);
+  if (phase >= 0 && phase < 8) g->phases[phase]++;
+  if (phase == STORE_SNAPSHOT_CHUNK && index >= g->from_index && !g->release) {
+    g->held = true;
+    g->index = index;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->release) pthread_cond_wait(&g->cond, &g->mu);
+  }
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void put_kv(store *s, const char *key, size_t vlen, char fill, waiter *w) {
+  static char value[4096];
+  memset(value, fill, vlen);
+  Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
+  req.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+  req.value = (ProtobufCBinaryData){vlen, (uint8_t *)value};
+  while (store_submit_put(s, &req, on_done, w) == -EAGAIN) usleep(100);
+}
+
+/* A snapshot held open at its first chunk (the hook blocks on the snapshot
+ * thread): puts submitted meanwhile are applied, made durable and acknowledged;
+ * a compaction submitted meanwhile waits for the snapshot (it would free what
+ * the snapshot reads) and then applies; everything recovers. With snapshots on
+ * the apply thread (before), the puts never complete while it is held. */
+static void test_writes_continue_during_snapshot(void **state) {
+  (void)state;
+  char *dir = temp_dir();
+  keel_error err = {0};
+  snap_gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .from_index = 1000};
+  store_options opts = {.data_dir = dir, .name = "t", .snapshot_count = 1000,
+                        .snapshot_hook = gate_hook, .snapshot_hook_arg = &g};
+  store *s = store_open(&opts, &err);
+  assert_non_null(s);
+  waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+  char key[64];
+  for (int i = 0; i < 1000; i++) { /* revisions 2..1001, WAL indexes 1..1000 */
+    snprintf(key, sizeof(key), "big/%04d", i);
+    put_kv(s, key, 1024, 'a' + i % 26, &w);
+  }
+  if (!wait_for_bounded(&w, 1000, 120)) fail_msg("the first 1000 puts did not complete");
+  assert_int_equal(w.ok, 1000);
+  /* The 1000th record made a snapshot due: wait until the hook holds it. */
+  pthread_mutex_lock(&g.mu);
+  while (!g.held) pthread_cond_wait(&g.cond, &g.mu);
+  pthread_mutex_unlock(&g.mu);
+  assert_int_equal(g.index, 1000);
+  store_status st;
+  store_get_status(s, &st);
+  assert_true(st.snapshot_running);
+  assert_int_equal(st.snapshots, 0);
+
+  /* While it is held: a compaction, then 200 puts. */
+  waiter wc = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+  Etcdserverpb__CompactionRequest c = ETCDSERVERPB__COMPACTION_REQUEST__INIT;
+  c.revision = 500;
+  assert_int_equal(store_submit_compact(s, &c, on_done, &wc), 0);
+  waiter w2 = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+  for (int i = 0; i < 200; i++) {
+    snprintf(key, sizeof(key), "during/%03d", i);
+    put_kv(s, key, 100, 'x', &w2);
+  }
+  if (!wait_for_bounded(&w2, 200, 120))
+    fail_msg("writes stopped while a snapshot was being written (%d of 200 acknowledged)", w2.done);
+  assert_int_equal(w2.ok, 200);
+  assert_int_equal(w2.max_rev, 1201); /* after the snapshot's revision 1001 */
+  store_get_status(s, &st);
+  assert_true(st.snapshot_running); /* still held: the puts completed in the middle of it */
+  assert_int_equal(st.snapshots, 0);
+  assert_int_equal(st.compactions_held, 1);
+  assert_int_equal(st.compact_revision, 0);
+  pthread_mutex_lock(&wc.mu);
+  assert_int_equal(wc.done, 0); /* the compaction waits for the snapshot */
+  pthread_mutex_unlock(&wc.mu);
+  /* History the held compaction will free is still readable meanwhile. */
+  Etcdserverpb__RangeRequest rr = ETCDSERVERPB__RANGE_REQUEST__INIT;
+  rr.key = (ProtobufCBinaryData){8, (uint8_t *)"big/0000"};
+  rr.revision = 400;
+  Etcdserverpb__RangeResponse *resp = malloc(sizeof(*resp));
+  kv_error kerr;
+  assert_int_equal(store_range(s, &rr, resp, &kerr), 0);
+  assert_int_equal(resp->n_kvs, 1);
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+
+  pthread_mutex_lock(&g.mu);
+  g.release = true;
+  pthread_cond_broadcast(&g.cond);
+  pthread_mutex_unlock(&g.mu);
+  if (!wait_for_bounded(&wc, 1, 120)) fail_msg("the held compaction never ran");
+  assert_int_equal(wc.ok, 1);
+  wait_snapshot_idle(s);
+  store_get_status(s, &st);
+  assert_int_equal(st.snapshots, 1);
+  assert_int_equal(st.snapshot_index, 1000);
+  assert_int_equal(st.compact_revision, 500);
+  assert_int_equal(st.compactions_held, 0);
+  pthread_mutex_lock(&g.mu);
+  assert_int_equal(g.phases[STORE_SNAPSHOT_STARTED], 1);
+  assert_int_equal(g.phases[STORE_SNAPSHOT_WRITTEN], 1);
+  assert_int_equal(g.phases[STORE_SNAPSHOT_ABANDONED], 0);
+  pthread_mutex_unlock(&g.mu);
+  store_close(s);
+
+  /* Recovery: the snapshot (as of revision 1001) plus the log after it (the
+   * 200 puts, then the compaction). */
+  opts.snapshot_hook = NULL;
+  s = store_open(&opts, &err);
+  if (!s) fail_msg("reopen: %s", err.message);
+  store_get_status(s, &st);
+  assert_int_equal(st.snapshot_index, 1000);
+  assert_int_equal(st.revision, 1201);
+  assert_int_equal(st.compact_revision, 500);
+  assert_int_equal(count_prefix(s, "big/", "big0", NULL), 1000);
+  assert_int_equal(count_prefix(s, "during/", "during0", NULL), 200);
+  store_close(s);
+  free(dir);
+}
+
+/* ---- kill -9 while a snapshot is written (child process) */
+
+typedef struct kill_msg {
+  int32_t kind; /* 0: put acknowledged, 1: the snapshot is held */
+  int32_t key;
+  int64_t rev;
+} kill_msg;
+
+typedef struct kill_child {
+  int fd;
+  int phase;          /* the hook phase to stop in */
+  uint64_t from_index;
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int inflight;
+} kill_child;
+
+static kill_child child_state;
+
+static void child_hook(void *arg, int phase, uint64_t index, uint64_t records) {
+  kill_child *k = arg;
+  if (index < k->from_index || phase != k->phase) return;
+  if (phase == STORE_SNAPSHOT_CHUNK && records < 1200) return; /* part of the file is written */
+  kill_msg m = {1, phase, (int64_t)index};
+  if (write(k->fd, &m, sizeof(m)) != sizeof(m)) _exit(3);
+  for (;;) pause(); /* held until the kill; writes go on */
+}
+
+typedef struct child_put {
+  int key;
+} child_put;
+
+static void child_done(void *arg, const kv_error *err, ProtobufCMessage *resp) {
+  child_put *p = arg;
+  if (!err) {
+    kill_msg m = {0, p->key, ((Etcdserverpb__PutResponse *)resp)->header->revision};
+    if (write(child_state.fd, &m, sizeof(m)) != sizeof(m)) _exit(3);
+    protobuf_c_message_free_unpacked(resp, NULL);
+  }
+  free(p);
+  pthread_mutex_lock(&child_state.mu);
+  child_state.inflight--;
+  pthread_cond_broadcast(&child_state.cond);
+  pthread_mutex_unlock(&child_state.mu);
+}
+
+static void child_main(const char *dir) {
+  keel_error err = {0};
+  store_options opts = {.data_dir = dir, .name = "t", .snapshot_count = 1000,
+                        .wal_segment_bytes = 256 << 10,
+                        .snapshot_hook = child_hook, .snapshot_hook_arg = &child_state};
+  store *s = store_open(&opts, &err);
+  if (!s) _exit(2);
+  static char value[1024];
+  for (int i = 0; i < 200000; i++) {
+    pthread_mutex_lock(&child_state.mu);
+    while (child_state.inflight >= 32) pthread_cond_wait(&child_state.cond, &child_state.mu);
+    child_state.inflight++;
+    pthread_mutex_unlock(&child_state.mu);
+    char key[32];
+    snprintf(key, sizeof(key), "k/%06d", i);
+    memset(value, 'a' + i % 26, sizeof(value));
+    Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
+    req.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+    req.value = (ProtobufCBinaryData){sizeof(value), (uint8_t *)value};
+    child_put *p = malloc(sizeof(*p));
+    p->key = i;
+    while (store_submit_put(s, &req, child_done, p) == -EAGAIN) usleep(100);
+  }
+  for (;;) pause();
+}
+
+/* Kills the child once the snapshot is held in `phase` and at least 300 more
+ * puts were acknowledged after that, then recovers: every acknowledged put is
+ * at its revision. */
+static void kill_during_snapshot(int phase) {
+  char *dir = temp_dir();
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  enum { MAX_KEYS = 200000 };
+  int64_t *acked = calloc(MAX_KEYS, sizeof(*acked));
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    child_state = (kill_child){.fd = fds[1], .phase = phase, .from_index = 2000,
+                               .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    child_main(dir);
+    _exit(0);
+  }
+  close(fds[1]);
+  bool held = false, killed = false;
+  int after = 0, nacked = 0;
+  int64_t max_rev = 0;
+  uint64_t held_index = 0;
+  for (;;) {
+    struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+    int pr = poll(&pfd, 1, killed ? 10000 : 120000);
+    if (pr <= 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      fail_msg("child: no progress (held=%d, acknowledged after the hold: %d)", held, after);
+    }
+    kill_msg m;
+    ssize_t n = read(fds[0], &m, sizeof(m));
+    if (n == 0) break; /* EOF: the child is gone and the pipe drained */
+    assert_int_equal(n, sizeof(m));
+    if (m.kind == 1) {
+      held = true;
+      held_index = (uint64_t)m.rev;
+      continue;
+    }
+    assert_true(m.key >= 0 && m.key < MAX_KEYS);
+    acked[m.key] = m.rev;
+    nacked++;
+    if (m.rev > max_rev) max_rev = m.rev;
+    if (held && !killed && ++after >= 300) {
+      kill(pid, SIGKILL); /* acks already in the pipe are still read */
+      killed = true;
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(fds[0]);
+  assert_true(killed);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+  keel_error err = {0};
+  store_options opts = {.data_dir = dir, .name = "t", .snapshot_count = 1000,
+                        .wal_segment_bytes = 256 << 10};
+  store *s = store_open(&opts, &err);
+  if (!s) fail_msg("recovery after kill -9 during a snapshot: %s", err.message);
+  store_status st;
+  store_get_status(s, &st);
+  /* Held mid-file: the previous snapshot; held once durable: that one. */
+  assert_int_equal(st.snapshot_index, phase == STORE_SNAPSHOT_WRITTEN ? held_index : 1000);
+  assert_true(st.revision >= max_rev);
+  int lost = 0;
+  for (int i = 0; i < MAX_KEYS; i++) {
+    if (!acked[i]) continue;
+    char key[32];
+    snprintf(key, sizeof(key), "k/%06d", i);
+    Etcdserverpb__RangeRequest rr = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    rr.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+    Etcdserverpb__RangeResponse *resp = malloc(sizeof(*resp));
+    kv_error kerr;
+    assert_int_equal(store_range(s, &rr, resp, &kerr), 0);
+    if (resp->n_kvs != 1 || resp->kvs[0]->mod_revision != acked[i] || resp->kvs[0]->value.len != 1024 ||
+        resp->kvs[0]->value.data[0] != 'a' + i % 26) {
+      if (lost++ < 5) print_error("acknowledged put %s at revision %lld not recovered\n", key, (long long)acked[i]);
+    }
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+  }
+  print_message("kill -9 in phase %d (snapshot index %llu): %d puts acknowledged (%d after the hold), "
+                "recovered at revision %lld\n", phase, (unsigned long long)held_index, nacked, after,
+                (long long)st.revision);
+  assert_int_equal(lost, 0);
+  /* And it goes on: the next write takes the next revision. */
+  waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+  put_kv(s, "after", 10, 'z', &w);
+  wait_for(&w, 1);
+  assert_int_equal(w.max_rev, st.revision + 1);
+  store_close(s);
+  free(acked);
+  free(dir);
+}
+
+static void test_kill_during_snapshot_mid_file(void **state) {
+  (void)state;
+  kill_during_snapshot(STORE_SNAPSHOT_CHUNK);
+}
+
+static void test_kill_after_snapshot_before_wal_truncation(void **state) {
+  (void)state;
+  kill_during_snapshot(STORE_SNAPSHOT_WRITTEN);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_concurrent_writers_group_commit_and_recovery),
@@ -454,6 +799,9 @@ int main(void) {
       cmocka_unit_test(test_lease_expiry_deletes_keys_and_survives_restart),
       cmocka_unit_test(test_snapshot_and_wal_tail_recover_everything),
       cmocka_unit_test(test_auto_compaction_revision_and_periodic),
+      cmocka_unit_test(test_writes_continue_during_snapshot),
+      cmocka_unit_test(test_kill_during_snapshot_mid_file),
+      cmocka_unit_test(test_kill_after_snapshot_before_wal_truncation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,9 @@ GAUGE(wal_fsyncs)
 GAUGE(wal_records)
 GAUGE(leases)
 GAUGE(snapshots)
+GAUGE(snapshot_index)
+GAUGE(snapshot_running)
+GAUGE(compactions_held)
 GAUGE(auto_compactions)
 #undef GAUGE
 
@@ -64,6 +67,11 @@ static const struct {
     {"keel_store_wal_records", "Records the WAL wrote since start.", gauge_wal_records},
     {"keel_store_leases", "Leases granted and not yet revoked.", gauge_leases},
     {"keel_store_snapshots", "Snapshots written since start.", gauge_snapshots},
+    {"keel_store_snapshot_index", "WAL index of the newest snapshot on disk.", gauge_snapshot_index},
+    {"keel_store_snapshot_running", "1 while a snapshot is being written (writes go on).",
+     gauge_snapshot_running},
+    {"keel_store_compactions_held", "Compactions waiting for the running snapshot to end.",
+     gauge_compactions_held},
     {"keel_store_auto_compactions", "Compactions made by --auto-compaction since start.",
      gauge_auto_compactions},
     {"etcd_debugging_mvcc_watcher_total", "Watchers, all streams.", wgauge_watchers},

@@ -15,8 +15,9 @@
  * The trailer proves the file is complete: a snapshot missing its tail, with an
  * extra chunk, a damaged chunk, or trailing bytes fails verification.
  *
- * Writing is crash-safe: the file is written as .tmp, fsynced, renamed, and
- * the directory fsynced; a crash leaves either the old set of snapshots or the
+ * Writing is crash-safe: the file is written as .tmp (its writeback started
+ * as it goes, so the final fsync is short), fsynced, renamed, and the
+ * directory fsynced; a crash leaves either the old set of snapshots or the
  * new one. After a write, only the SNAPSHOT_KEEP newest snapshots are kept.
  *
  * Loading verifies a whole file before the first chunk is delivered, so the
