@@ -151,6 +151,11 @@ ProtobufCMessage **api_object_status_slot(const api_kind *k, ProtobufCMessage *o
   return k->f_status ? field_slot(obj, k->f_status) : NULL;
 }
 
+bool api_message_is_conflict(const char *message) {
+  return message && (strncmp(message, "Operation cannot be fulfilled", 29) == 0 ||
+                     strncmp(message, "Precondition failed", 19) == 0);
+}
+
 void api_string_set(char **slot, const char *value) {
   /* Copy first: value may be the string being replaced. */
   char *copy = value && *value ? strdup(value) : NULL;

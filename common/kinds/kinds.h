@@ -111,4 +111,10 @@ ProtobufCMessage *api_message_clone(const ProtobufCMessage *msg);
  * string. */
 void api_string_set(char **slot, const char *value);
 
+/* Whether a FAILED_PRECONDITION message is one of Kubernetes' 409 Conflicts
+ * ("Operation cannot be fulfilled on ...", "Precondition failed: ...") rather
+ * than one of its 400 BadRequests (a pod with no node for logs, exec into a
+ * finished pod): the REST gateway and the CLI pick the reason by it. */
+bool api_message_is_conflict(const char *message);
+
 #endif

@@ -17,11 +17,16 @@ usage: podio.py KEEL_APISERVER API_DESCRIPTORS.pb keel-store KEEL_STORE
   agent down, bad options, bad first message, stdin not requested, exec into a
   completed pod, the agent's own NOT_FOUND passed on;
 - authorization: a viewer reads logs but may not exec; no token is refused;
-- SIGTERM with a follow open: the caller gets a status, the apiserver exits 0.
+- the REST gateway's GET pods/{name}/log: text/plain, kubelet's query
+  parameters, Kubernetes' Status codes (400/404/503/401), follow until the
+  client leaves (then the agent's stream is canceled), 12 MiB whole; exec 405;
+- SIGTERM with a follow open (gRPC and REST): the caller gets a status or the
+  end of the response, the apiserver exits 0.
 """
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -310,6 +315,89 @@ def test_authz(c, types, M, addr):
                 SC.UNAUTHENTICATED)
 
 
+def http_get(http, path, token, max_time=None, out=None):
+    """curl GET: (status, content type, body bytes); status None when curl failed
+    (curl's exit code 28, a timeout, is how a follow is ended here)."""
+    argv = ["curl", "-sS", "--noproxy", "*", "-o", out or "-", "-w", "\n%{http_code} %{content_type}"]
+    if token:
+        argv += ["-H", f"Authorization: Bearer {token}"]
+    if max_time:
+        argv += ["--max-time", str(max_time)]
+    p = subprocess.run(argv + [f"http://{http}{path}"], capture_output=True)
+    body, _, tail = p.stdout.rpartition(b"\n")
+    code, _, ctype = tail.decode().partition(" ")
+    return (int(code) if code.isdigit() and code != "000" else None), ctype, body, p.returncode
+
+
+def test_rest_log(c, M, http, journal):
+    admin = TOKENS["admin"][0]
+    base = "/api/v1/namespaces/default/pods"
+    code, ctype, body, _ = http_get(http, f"{base}/p1/log", admin)
+    c.eq("REST: GET pods/p1/log -> 200 text/plain with the log", (code, ctype, body),
+         (200, "text/plain", expected_log("default", "p1", "app")))
+    code, _, body, _ = http_get(http, f"{base}/p2/log?container=b&tailLines=2&timestamps=true", admin)
+    c.eq("REST: container, tailLines, timestamps", (code, body),
+         (200, expected_log("default", "p2", "b", tail=2, timestamps=True)))
+    code, _, body, _ = http_get(http, f"{base}/p1/log?limitBytes=12&sinceSeconds=60", admin)
+    c.eq("REST: limitBytes, sinceSeconds", (code, body), (200, expected_log("default", "p1", "app", limit=12)))
+    o = [e for e in read_journal(journal) if e.get("call") == "Log" and "options" in e][-1]["options"]
+    c.eq("REST: the agent got sinceSeconds", o.get("since_seconds"), "60")
+
+    def status(path, token=admin):
+        code, _, body, _ = http_get(http, path, token)
+        try:
+            d = json.loads(body)
+        except ValueError:
+            d = {}
+        return code, d.get("reason"), d.get("message", "")
+
+    for what, path, want_code, want_reason, part in [
+        ("unscheduled pod", f"{base}/p3/log", 400, "BadRequest", "pod p3 does not have a host assigned"),
+        ("no such pod", f"{base}/nope/log", 404, "NotFound", 'pods "nope" not found'),
+        ("agent down", f"{base}/p5/log", 503, "ServiceUnavailable", "the agent did not answer"),
+        ("the agent's NOT_FOUND", f"{base}/gone-1/log", 404, "NotFound", "is not running on this node"),
+        ("tailLines=abc", f"{base}/p1/log?tailLines=abc", 400, "BadRequest", "tailLines: Invalid value"),
+        ("tailLines=-1", f"{base}/p1/log?tailLines=-1", 400, "BadRequest", "must be greater than or equal to 0"),
+        ("two containers, none named", f"{base}/p2/log", 400, "BadRequest", "a container name must be specified"),
+        ("sinceTime garbage", f"{base}/p1/log?sinceTime=yesterday", 400, "BadRequest", "sinceTime: Invalid value"),
+        ("exec over REST", f"{base}/p1/exec", 405, "MethodNotAllowed", "keel.api.v1.Pods/Exec"),
+    ]:
+        code, reason, msg = status(path)
+        c.ok(f"REST: {what} -> {want_code} {want_reason}", (code, reason) == (want_code, want_reason) and part in msg,
+             f"got {code} {reason} {msg!r}")
+    code, reason, _ = status(f"{base}/p1/log", token=None)
+    c.eq("REST: no credentials -> 401", (code, reason), (401, "Unauthorized"))
+    code, _, body, _ = http_get(http, f"{base}/p1/log?tailLines=1", TOKENS["viewer"][0])
+    c.eq("REST: a viewer reads logs", (code, body), (200, b"line 5 of default/p1/app\n"))
+
+    # follow: new lines keep coming until the client goes away; then the agent's
+    # stream is canceled (noticed at the next write).
+    before = len([e for e in read_journal(journal) if e.get("event") == "done" and e.get("cancelled")])
+    code, _, body, rc = http_get(http, f"{base}/p1/log?follow=true", admin, max_time=1)
+    c.ok("REST: follow streams new lines (ended by the client after 1 s)", rc == 28 and b"tick 3\n" in body,
+         f"curl exit {rc}, body tail {body[-80:]!r}")
+    deadline = time.monotonic() + T
+    while True:
+        hits = [e for e in read_journal(journal) if e.get("event") == "done" and e.get("cancelled")]
+        if len(hits) > before or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    c.ok("REST: the client's going away cancels the agent's stream", len(hits) > before, f"{len(hits)} cancels")
+
+    out = os.path.join(os.path.dirname(journal), "big.log")
+    code, _, _, _ = http_get(http, f"{base}/big-1/log", admin, out=out)
+    with open(out, "rb") as f:
+        data = f.read()
+    i, size, want = 0, 0, hashlib.sha256()
+    while size < 12 << 20:
+        i += 1
+        text = f"big {i} default/big-1/app ".ljust(99, "x") + "\n"
+        want.update(text.encode())
+        size += len(text)
+    c.ok("REST: a 12 MiB log arrives whole and in order", code == 200 and len(data) == size
+         and hashlib.sha256(data).hexdigest() == want.hexdigest(), f"code {code}, {len(data)} of {size} bytes")
+
+
 def test_shutdown(c, api, M, apiserver):
     stream = api.Pods.Log(M["PodLogOptions"](name="p1", follow=True), timeout=T * 2)
     result = {}
@@ -323,11 +411,22 @@ def test_shutdown(c, api, M, apiserver):
             result["code"] = e.code() if hasattr(e, "code") else SC.UNKNOWN
     t = threading.Thread(target=read, daemon=True)
     t.start()
-    time.sleep(0.3)
+    # And a REST follow, whose connection thread waits on the relay.
+    curl = subprocess.Popen(["curl", "-sS", "--noproxy", "*", "-o", "/dev/null", "--max-time", str(T * 2), "-H",
+                             f"Authorization: Bearer {TOKENS['admin'][0]}",
+                             f"http://{apiserver.http_addr}/api/v1/namespaces/default/pods/p1/log?follow=true"])
+    time.sleep(0.5)
     rc = L.stop_checked(c, apiserver)
     t.join(T)
     c.ok("SIGTERM with a follow open: the caller gets a status", "code" in result and result["code"] != SC.OK,
          f"{result}")
+    try:
+        curl_rc = curl.wait(timeout=T)
+    except subprocess.TimeoutExpired:
+        curl.kill()
+        curl_rc = None
+    c.ok("SIGTERM with a REST follow open: the response ends", curl_rc is not None and curl_rc != 28,
+         f"curl exit {curl_rc}")
     return rc
 
 
@@ -361,6 +460,7 @@ def main():
     c.run("Pods/Log follow and cancel", lambda: test_follow(c, api, M, journal))
     c.run("Pods/Exec", lambda: test_exec(c, api, M, pods, journal))
     c.run("authorization", lambda: test_authz(c, types, M, addr))
+    c.run("REST gateway: pods/{name}/log", lambda: test_rest_log(c, M, apiserver.http_addr, journal))
     c.run("shutdown with a relay open", lambda: test_shutdown(c, api, M, apiserver))
     L.stop_all(c, [store])
     agent.stop()

@@ -122,8 +122,10 @@ expect_eq "garbage JSON: 400" "400" "$(curl_code "${ADMIN[@]}" -X POST --data '{
 expect_eq "nothing was written by the refused requests" "['nginx']" \
   "$(curl -s "${ADMIN[@]}" "$H/api/v1/namespaces/default/pods" | json_get "[p['metadata']['name'] for p in d['items']]")"
 expect_eq "unknown resource: 404" "404" "$(curl_code "${ADMIN[@]}" "$H/api/v1/namespaces/default/widgets")"
-expect_eq "pods/log on the gateway: 405 naming the gRPC call" "405 True" \
-  "$(curl_code "${ADMIN[@]}" "$H/api/v1/namespaces/default/pods/nginx/log") $(json_get "'keel.api.v1.Pods/Log' in d['message']" < "$BODY")"
+expect_eq "pods/log of an unscheduled pod: 400 BadRequest" "400 BadRequest" \
+  "$(curl_code "${ADMIN[@]}" "$H/api/v1/namespaces/default/pods/nginx/log") $(json_get "d['reason']" < "$BODY")"
+expect_eq "pods/exec on the gateway: 405 naming the gRPC call" "405 True" \
+  "$(curl_code "${ADMIN[@]}" -X POST "$H/api/v1/namespaces/default/pods/nginx/exec?command=ls") $(json_get "'keel.api.v1.Pods/Exec' in d['message']" < "$BODY")"
 expect_eq "namespace mismatch: 400" "400" \
   "$(curl_code "${ADMIN[@]}" -X POST --data '{"metadata":{"name":"y","namespace":"other"},"spec":{"containers":[{"name":"c","image":"i"}]}}' "$H/api/v1/namespaces/default/pods")"
 

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/kinds/kinds.h"
 #include "common/rpc/rpc.h"
@@ -53,6 +54,23 @@ void apiserver_podio_destroy(apiserver *a);
 /* The handler of a Pods method that podio serves ("Log", "Exec"); false for
  * any other method. Its service context is the kind_ctx. */
 bool apiserver_podio_handler(const char *method, rpc_method_handler *h);
+
+/* Pods/Log for the REST gateway: the same authorization, checks and relay as
+ * the gRPC call, with the output buffered for a reader thread (bounded: the
+ * agent is paused while the reader lags). -errno with err (apiserver_status_for
+ * gives the code). */
+typedef struct pod_relay pod_log_reader;
+struct Keel__Api__V1__PodLogOptions;
+int apiserver_pod_log_open(apiserver *a, const auth_identity *id, const struct Keel__Api__V1__PodLogOptions *o,
+                           pod_log_reader **out, keel_error *err);
+/* Up to max bytes, waiting at most wait_ms: > 0 bytes copied, 0 nothing yet,
+ * -1 the log ended: *code is OK at a clean end, else why (msg). */
+ssize_t apiserver_pod_log_read(pod_log_reader *r, void *buf, size_t max, int wait_ms, grpc_status_code *code,
+                               char *msg, size_t msg_len);
+/* Cancels the agent's stream if still open; frees. */
+void apiserver_pod_log_close(pod_log_reader *r);
+/* Ends every REST reader (they answer "server shutting down"): before httpd_stop. */
+void apiserver_podio_http_shutdown(apiserver *a);
 
 /* The REST gateway (rest.c). */
 int apiserver_rest_init(apiserver *a, keel_error *err);

@@ -15,8 +15,12 @@
  * agent stream's bounded queue; a caller who overruns it is ended with
  * RESOURCE_EXHAUSTED.
  *
- * Lifetimes: a relay is shared by the caller's call (its user data) and the
- * agent stream. Each agent stream has its own channel (one per relay: logs and
+ * The REST gateway reads logs through the same relay (apiserver_pod_log_open):
+ * there the output waits in a bounded buffer (REST_LOG_HIGH) that its
+ * connection thread drains, and the agent is paused while it is full.
+ *
+ * Lifetimes: a relay is shared by the caller (the gRPC call's user data, or
+ * the REST reader) and the agent stream. Each agent stream has its own channel (one per relay: logs and
  * execs are few and long), and after the stream closes the stream and the
  * channel are released on this module's worker, since a channel cannot be
  * destroyed from its own callback thread. Shutdown cancels the open streams
@@ -27,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log/log.h"
 #include "common/metrics/metrics.h"
@@ -36,8 +41,11 @@
 
 #define AGENT_ENDPOINT_ANNOTATION "agent.keel.dev/endpoint"
 #define TARGET_MAX 640
+/* REST readers: pause the agent above this much unread output, resume below
+ * a quarter of it. */
+#define REST_LOG_HIGH (1u << 20)
 
-typedef struct relay relay;
+typedef struct pod_relay relay; /* pod_log_reader to the REST gateway */
 
 struct podio {
   apiserver *a;
@@ -51,7 +59,7 @@ struct podio {
   metric *m_pauses;       /* times a slow caller paused an agent stream */
 };
 
-struct relay {
+struct pod_relay {
   podio *p;
   pthread_mutex_t mu;
   int refs; /* the caller's call (user data) + the agent stream while it lives */
@@ -66,6 +74,13 @@ struct relay {
   auth_identity id;
   char target[TARGET_MAX];   /* "pod ns/name container c on node n (agent ep)" */
   relay *prev, *next;        /* in p->open */
+  /* A REST reader (call == NULL): output and the end wait here. */
+  pthread_cond_t rest_cond;
+  unsigned char *rest_buf;
+  size_t rest_len, rest_off, rest_cap;
+  bool rest_paused; /* agent reads paused: the buffer is over REST_LOG_HIGH */
+  grpc_status_code rest_code;
+  char rest_msg[512];
 };
 
 /* ---------------------------------------------------------------- relays */
@@ -77,6 +92,7 @@ static relay *relay_new(podio *p, rpc_call *call) {
   r->call = call;
   r->refs = 1;
   pthread_mutex_init(&r->mu, NULL);
+  pthread_cond_init(&r->rest_cond, NULL);
   return r;
 }
 
@@ -87,6 +103,8 @@ static void relay_unref(relay *r) {
   if (!last) return;
   rpc_shared_message_free(r->stash);
   auth_identity_clear(&r->id);
+  free(r->rest_buf);
+  pthread_cond_destroy(&r->rest_cond);
   pthread_mutex_destroy(&r->mu);
   free(r);
 }
@@ -102,6 +120,18 @@ static void relay_finish(relay *r, grpc_status_code code, const char *fmt, ...) 
   pthread_mutex_lock(&r->mu);
   bool done = r->call_done;
   r->call_done = true;
+  if (!done && !r->call) { /* a REST reader: the end waits for it */
+    r->rest_code = code;
+    r->rest_msg[0] = '\0';
+    if (fmt) {
+      va_list ap;
+      va_start(ap, fmt);
+      vsnprintf(r->rest_msg, sizeof r->rest_msg, fmt, ap);
+      va_end(ap);
+    }
+    pthread_cond_broadcast(&r->rest_cond);
+    done = true;
+  }
   pthread_mutex_unlock(&r->mu);
   if (done) return;
   if (!fmt) {
@@ -133,7 +163,7 @@ static void relay_cleanup(void *arg) {
   rpc_stream_release(agent);
   rpc_channel_destroy(r->ch);
   metric_add(p->m_relays[r->exec], -1);
-  rpc_call_unref(r->call);
+  if (r->call) rpc_call_unref(r->call);
   relay_unref(r);
   /* Last: podio_destroy may free p once the list is empty. */
   pthread_mutex_lock(&p->mu);
@@ -142,9 +172,38 @@ static void relay_cleanup(void *arg) {
   pthread_mutex_unlock(&p->mu);
 }
 
+/* A REST reader's chunk: appended to its buffer; a full buffer pauses the agent. */
+static int rest_append_locked(relay *r, rpc_stream *s, const ProtobufCMessage *msg) {
+  const Keel__Api__V1__PodLogChunk *ch = (const Keel__Api__V1__PodLogChunk *)msg;
+  if (r->rest_off == r->rest_len) r->rest_off = r->rest_len = 0;
+  if (r->rest_len + ch->data.len > r->rest_cap) {
+    size_t cap = r->rest_cap ? r->rest_cap : 64 * 1024;
+    while (cap < r->rest_len + ch->data.len) cap *= 2;
+    unsigned char *grown = realloc(r->rest_buf, cap);
+    if (!grown) return -ENOMEM;
+    r->rest_buf = grown;
+    r->rest_cap = cap;
+  }
+  memcpy(r->rest_buf + r->rest_len, ch->data.data, ch->data.len);
+  r->rest_len += ch->data.len;
+  if (r->rest_len - r->rest_off > REST_LOG_HIGH && !r->rest_paused) {
+    r->rest_paused = true;
+    rpc_stream_pause_reads(s);
+    metric_inc(r->p->m_pauses);
+  }
+  pthread_cond_broadcast(&r->rest_cond);
+  return 0;
+}
+
 static void agent_on_message(rpc_stream *s, const ProtobufCMessage *msg, void *arg) {
   relay *r = arg;
   pthread_mutex_lock(&r->mu);
+  if (!r->call) {
+    int rc = r->call_done ? -ECANCELED : rest_append_locked(r, s, msg);
+    pthread_mutex_unlock(&r->mu);
+    if (rc < 0) rpc_stream_cancel(s);
+    return;
+  }
   int rc = r->call_done ? -ECANCELED : rpc_call_send(r->call, msg);
   if (rc == -ENOBUFS) {
     /* Keep it and stop reading until the caller catches up (on_writable). */
@@ -354,7 +413,7 @@ static int relay_start(relay *r, const target *t, const char *method, rpc_kind k
   };
   r->ch = rpc_channel_create(&co, err);
   if (!r->ch) return keel_error_wrap(err, "%s", r->target), -EAGAIN;
-  int64_t remaining = rpc_call_remaining_ms(r->call);
+  int64_t remaining = r->call ? rpc_call_remaining_ms(r->call) : 0;
   rpc_call_options call_opts = {.timeout_ms = remaining > 0 ? remaining : 0};
   pthread_mutex_lock(&p->mu);
   if (p->stopping) {
@@ -367,7 +426,7 @@ static int relay_start(relay *r, const target *t, const char *method, rpc_kind k
   pthread_mutex_lock(&r->mu);
   r->refs++;
   pthread_mutex_unlock(&r->mu);
-  rpc_call_ref(r->call);
+  if (r->call) rpc_call_ref(r->call);
   r->next = p->open;
   if (p->open) p->open->prev = r;
   p->open = r;
@@ -426,6 +485,29 @@ static int check_log_options(const Keel__Api__V1__PodLogOptions *o, keel_error *
   return 0;
 }
 
+/* Authorizes, checks the options and resolves the target of a log request;
+ * *ns is the request's namespace (defaulted). */
+static int log_prepare(apiserver *a, const auth_identity *id, const Keel__Api__V1__PodLogOptions *o,
+                       const char **ns, target *t, keel_error *err) {
+  *ns = apiserver_request_namespace(api_kind_by_resource("pods"), o->namespace_);
+  int rc = authorize_pod(id, "get", "log", *ns, o->name, err);
+  if (rc == 0) rc = check_log_options(o, err);
+  if (rc == 0) rc = resolve(a, *ns, o->name, o->container, false, t, err);
+  return rc;
+}
+
+/* Opens the agent's Log stream for r with o's options, container and uid filled. */
+static int log_start(relay *r, const Keel__Api__V1__PodLogOptions *o, const char *ns, const target *t,
+                     keel_error *err) {
+  describe_target(r, ns, o->name, t);
+  Keel__Api__V1__PodLogOptions fwd = *o; /* borrowed fields: encoded at once */
+  fwd.namespace_ = (char *)ns;
+  fwd.container = (char *)t->container;
+  fwd.pod_uid = (char *)t->pod_uid;
+  return relay_start(r, t, "/keel.agent.v1.Agent/Log", RPC_SERVER_STREAMING, &fwd.base,
+                     &keel__api__v1__pod_log_chunk__descriptor, err);
+}
+
 static void on_log(rpc_call *call, const ProtobufCMessage *request, void *service_ctx) {
   apiserver *a = ((kind_ctx *)service_ctx)->a;
   const Keel__Api__V1__PodLogOptions *o = (const Keel__Api__V1__PodLogOptions *)request;
@@ -434,11 +516,9 @@ static void on_log(rpc_call *call, const ProtobufCMessage *request, void *servic
   auth_identity id = {0};
   if (auth_authenticate_call(a->opts.auth, call, &id, &code, &err) < 0)
     return (void)rpc_call_finish(call, code, "%s", err.message);
-  const char *ns = apiserver_request_namespace(api_kind_by_resource("pods"), o->namespace_);
+  const char *ns;
   target t;
-  int rc = authorize_pod(&id, "get", "log", ns, o->name, &err);
-  if (rc == 0) rc = check_log_options(o, &err);
-  if (rc == 0) rc = resolve(a, ns, o->name, o->container, false, &t, &err);
+  int rc = log_prepare(a, &id, o, &ns, &t, &err);
   if (rc < 0) {
     auth_identity_clear(&id);
     return finish_err(call, rc, &err);
@@ -449,18 +529,84 @@ static void on_log(rpc_call *call, const ProtobufCMessage *request, void *servic
     return (void)rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
   }
   r->id = id;
-  describe_target(r, ns, o->name, &t);
   rpc_call_set_user_data(call, r, relay_call_freed);
   rpc_call_set_slow_policy(call, RPC_SLOW_REJECT);
   rpc_call_on_writable(call, call_on_writable, r);
-  Keel__Api__V1__PodLogOptions fwd = *o; /* borrowed fields: encoded at once */
-  fwd.namespace_ = (char *)ns;
-  fwd.container = t.container;
-  fwd.pod_uid = t.pod_uid;
-  if ((rc = relay_start(r, &t, "/keel.agent.v1.Agent/Log", RPC_SERVER_STREAMING, &fwd.base,
-                        &keel__api__v1__pod_log_chunk__descriptor, &err)) < 0)
-    return relay_finish(r, apiserver_status_for(rc), "%s", err.message);
+  if ((rc = log_start(r, o, ns, &t, &err)) < 0) return relay_finish(r, apiserver_status_for(rc), "%s", err.message);
   rpc_call_on_cancel(call, call_on_cancel, r);
+}
+
+/* ---------------------------------------------------------------- REST readers */
+
+int apiserver_pod_log_open(apiserver *a, const auth_identity *id, const Keel__Api__V1__PodLogOptions *o,
+                           pod_log_reader **out, keel_error *err) {
+  const char *ns;
+  target t;
+  int rc = log_prepare(a, id, o, &ns, &t, err);
+  if (rc < 0) return rc;
+  relay *r = relay_new(a->podio, NULL);
+  if (!r) return keel_error_set(err, ENOMEM, "out of memory");
+  if ((rc = log_start(r, o, ns, &t, err)) < 0) {
+    relay_unref(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
+
+ssize_t apiserver_pod_log_read(pod_log_reader *reader, void *buf, size_t max, int wait_ms, grpc_status_code *code,
+                               char *msg, size_t msg_len) {
+  relay *r = reader;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += wait_ms / 1000;
+  until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+  pthread_mutex_lock(&r->mu);
+  while (r->rest_len == r->rest_off && !r->call_done)
+    if (pthread_cond_timedwait(&r->rest_cond, &r->mu, &until) == ETIMEDOUT) break;
+  ssize_t n = 0;
+  if (r->rest_len > r->rest_off) {
+    size_t take = r->rest_len - r->rest_off;
+    if (take > max) take = max;
+    memcpy(buf, r->rest_buf + r->rest_off, take);
+    r->rest_off += take;
+    n = (ssize_t)take;
+    if (r->rest_paused && r->rest_len - r->rest_off < REST_LOG_HIGH / 4 && r->agent) {
+      r->rest_paused = false;
+      rpc_stream_resume_reads(r->agent);
+    }
+  } else if (r->call_done) {
+    *code = r->rest_code;
+    snprintf(msg, msg_len, "%s", r->rest_msg);
+    n = -1;
+  }
+  pthread_mutex_unlock(&r->mu);
+  return n;
+}
+
+void apiserver_pod_log_close(pod_log_reader *reader) {
+  relay *r = reader;
+  if (!r) return;
+  pthread_mutex_lock(&r->mu);
+  r->call_done = true; /* nothing is buffered from here on */
+  if (r->agent) rpc_stream_cancel(r->agent);
+  pthread_mutex_unlock(&r->mu);
+  relay_unref(r);
+}
+
+void apiserver_podio_http_shutdown(apiserver *a) {
+  podio *p = a->podio;
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  for (relay *r = p->open; r; r = r->next) {
+    if (r->call) continue;
+    relay_finish(r, GRPC_STATUS_UNAVAILABLE, "server shutting down");
+    pthread_mutex_lock(&r->mu);
+    if (r->agent) rpc_stream_cancel(r->agent);
+    pthread_mutex_unlock(&r->mu);
+  }
+  pthread_mutex_unlock(&p->mu);
 }
 
 /* ---------------------------------------------------------------- Pods/Exec */

@@ -16,6 +16,7 @@
  * request runs its verb synchronously, and a watch stream's content callback
  * blocks until its next event (or a keep-alive newline every few seconds,
  * which is also how a gone client is noticed). */
+#define _GNU_SOURCE /* strptime, timegm */
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -92,7 +93,8 @@ static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned http, 
 static json_t *status_json(grpc_status_code code, const char *message, unsigned *http_out) {
   unsigned http = 500;
   const char *reason = "InternalError";
-  if (code == GRPC_STATUS_INVALID_ARGUMENT && strstr(message, "is invalid") == NULL) {
+  if ((code == GRPC_STATUS_INVALID_ARGUMENT && strstr(message, "is invalid") == NULL) ||
+      (code == GRPC_STATUS_FAILED_PRECONDITION && !api_message_is_conflict(message))) {
     http = 400;
     reason = "BadRequest";
   } else {
@@ -703,6 +705,117 @@ static enum MHD_Result do_rest_watch(apiserver *a, struct MHD_Connection *conn, 
   return r;
 }
 
+/* ---------------------------------------------------------------- pod logs */
+
+/* GET .../pods/{name}/log: the container's log as text/plain, relayed from
+ * the node agent (podio.c), with kubelet's query parameters. */
+typedef struct rest_log {
+  apiserver *a;
+  pod_log_reader *reader;
+  char first[16 * 1024]; /* read before the headers went out */
+  size_t first_len, first_off;
+} rest_log;
+
+static ssize_t rest_log_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  rest_log *rl = cls;
+  if (rl->first_off < rl->first_len) {
+    size_t n = rl->first_len - rl->first_off;
+    if (n > max) n = max;
+    memcpy(buf, rl->first + rl->first_off, n);
+    rl->first_off += n;
+    return (ssize_t)n;
+  }
+  for (;;) {
+    grpc_status_code code;
+    char msg[64];
+    ssize_t n = apiserver_pod_log_read(rl->reader, buf, max, 1000, &code, msg, sizeof msg);
+    if (n > 0) return n;
+    /* The headers are out: an error mid-stream can only end it, as the
+     * kubelet's does. */
+    if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+    pthread_mutex_lock(&rl->a->http_mu);
+    bool stopping = rl->a->http_stopping;
+    pthread_mutex_unlock(&rl->a->http_mu);
+    if (stopping) return MHD_CONTENT_READER_END_OF_STREAM;
+  }
+}
+
+static void rest_log_free(void *cls) {
+  rest_log *rl = cls;
+  apiserver_pod_log_close(rl->reader);
+  free(rl);
+}
+
+/* An optional integer query parameter into *slot (set only when present). */
+static int query_int64(struct MHD_Connection *conn, const char *key, Google__Protobuf__Int64Value *v,
+                       Google__Protobuf__Int64Value **slot, keel_error *err) {
+  const char *text = query(conn, key);
+  if (!text) return 0;
+  char *end;
+  errno = 0;
+  long long n = strtoll(text, &end, 10);
+  if (errno || !*text || *end) return keel_error_set(err, EINVAL, "%s: Invalid value: \"%.64s\": not an integer", key, text);
+  v->value = n;
+  *slot = v;
+  return 0;
+}
+
+static enum MHD_Result do_rest_log(apiserver *a, struct MHD_Connection *conn, const rest_path *p,
+                                   const auth_identity *id) {
+  Keel__Api__V1__PodLogOptions o = KEEL__API__V1__POD_LOG_OPTIONS__INIT;
+  Google__Protobuf__Int64Value tail = GOOGLE__PROTOBUF__INT64_VALUE__INIT, since = tail, limit = tail;
+  Google__Protobuf__Timestamp since_time = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+  keel_error err = {0};
+  o.namespace_ = (char *)p->ns;
+  o.name = (char *)p->name;
+  o.container = (char *)query(conn, "container");
+  o.follow = query_true(conn, "follow");
+  o.previous = query_true(conn, "previous");
+  o.timestamps = query_true(conn, "timestamps");
+  int rc = query_int64(conn, "tailLines", &tail, &o.tail_lines, &err);
+  if (rc == 0) rc = query_int64(conn, "sinceSeconds", &since, &o.since_seconds, &err);
+  if (rc == 0) rc = query_int64(conn, "limitBytes", &limit, &o.limit_bytes, &err);
+  const char *st = query(conn, "sinceTime");
+  if (rc == 0 && st) {
+    struct tm tm = {0};
+    const char *end = strptime(st, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!end || *end) rc = keel_error_set(&err, EINVAL, "sinceTime: Invalid value: \"%.64s\": not RFC 3339 (UTC)", st);
+    since_time.seconds = timegm(&tm);
+    o.since_time = &since_time;
+  }
+  pod_log_reader *reader = NULL;
+  if (rc == 0) rc = apiserver_pod_log_open(a, id, &o, &reader, &err);
+  if (rc < 0) return respond_status(conn, apiserver_status_for(rc), "%s", err.message);
+  rest_log *rl = calloc(1, sizeof *rl);
+  if (!rl) {
+    apiserver_pod_log_close(reader);
+    return respond_status(conn, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  }
+  rl->a = a;
+  rl->reader = reader;
+  /* Wait a moment for the first bytes or the end, so that the agent's refusal
+   * (or an unreachable agent) is a Status with its HTTP code, not an empty 200. */
+  grpc_status_code code = GRPC_STATUS_OK;
+  char msg[512];
+  ssize_t n = apiserver_pod_log_read(reader, rl->first, sizeof rl->first, 1000, &code, msg, sizeof msg);
+  if (n < 0 && code != GRPC_STATUS_OK) {
+    rest_log_free(rl);
+    return respond_status(conn, code, "%s", msg);
+  }
+  rl->first_len = n > 0 ? (size_t)n : 0;
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, rest_log_read, rl, rest_log_free);
+  if (!resp) {
+    rest_log_free(rl);
+    return MHD_NO;
+  }
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+  enum MHD_Result r = MHD_queue_response(conn, 200, resp);
+  MHD_destroy_response(resp);
+  return r;
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 static enum MHD_Result dispatch(apiserver *a, struct MHD_Connection *conn, const char *url, const char *method,
@@ -741,13 +854,13 @@ static enum MHD_Result dispatch(apiserver *a, struct MHD_Connection *conn, const
   if (k->namespaced && named && !p.has_ns) {
     result = respond_status(conn, GRPC_STATUS_NOT_FOUND, "%s are namespaced: use /namespaces/{namespace}/%s/%s",
                             k->resource, k->resource, p.name);
-  } else if (named && ((strcmp(p.sub, "log") == 0 && (k->subresources & API_SUB_LOG)) ||
-                        (strcmp(p.sub, "exec") == 0 && (k->subresources & API_SUB_EXEC)))) {
-    /* Streams to a node agent are gRPC only (Pods/Log, Pods/Exec): the
-     * gateway would need kubectl's SPDY/WebSocket upgrade for exec. */
+  } else if (named && strcmp(p.sub, "log") == 0 && (k->subresources & API_SUB_LOG) &&
+             strcmp(method, "GET") == 0) {
+    result = do_rest_log(a, conn, &p, &id);
+  } else if (named && strcmp(p.sub, "exec") == 0 && (k->subresources & API_SUB_EXEC)) {
+    /* exec over HTTP needs kubectl's SPDY/WebSocket upgrade: gRPC only. */
     result = respond_status(conn, GRPC_STATUS_UNIMPLEMENTED,
-                            "%s/%s is served over gRPC only (keel.api.v1.Pods/%s; keel %s)", k->resource, p.sub,
-                            p.sub[0] == 'l' ? "Log" : "Exec", p.sub[0] == 'l' ? "logs" : "exec");
+                            "pods/exec is served over gRPC only (keel.api.v1.Pods/Exec, as `keel exec` uses it)");
   } else if (strcmp(method, "GET") == 0) {
     if (!named) result = query_true(conn, "watch") ? do_rest_watch(a, conn, &p, &id) : do_rest_list(a, conn, &p, &id);
     else if (!p.sub[0]) result = do_rest_get(a, conn, &p, &id);
@@ -910,6 +1023,7 @@ void apiserver_http_options(apiserver *a, httpd_options *opts) {
 }
 
 void apiserver_http_shutdown(apiserver *a) {
+  apiserver_podio_http_shutdown(a); /* log readers end, so their connections close */
   pthread_mutex_lock(&a->http_mu);
   a->http_stopping = true;
   for (struct rest_watch *rw = a->http_watches; rw; rw = rw->next) rest_sink_end(rw, GRPC_STATUS_OK, "");
