@@ -59,6 +59,7 @@ struct rpc_channel {
 typedef struct client_op {
   struct client_op *prev, *next;
   grpc_call *call; /* NULL between retry attempts */
+  bool is_stream;  /* the op of an rpc_stream (its read may be parked) */
 } client_op;
 
 /* ---------------------------------------------------------------- helpers */
@@ -696,6 +697,7 @@ rpc_stream *rpc_stream_start(rpc_channel *ch, const char *method, rpc_kind kind,
                                      rpc_deadline_from_timeout(opts ? opts->timeout_ms : 0), NULL);
   grpc_slice_unref(method_slice);
   s->op.call = s->call;
+  s->op.is_stream = true;
   (void)op_link(ch, &s->op); /* canceled at once when the channel is closing: on_close reports it */
 
   grpc_op ops[3];
@@ -911,9 +913,28 @@ void rpc_channel_destroy(rpc_channel *ch) {
   if (!ch) return;
   pthread_mutex_lock(&ch->mu);
   ch->destroying = true;
-  for (client_op *op = ch->ops; op; op = op->next)
-    if (op->call) grpc_call_cancel(op->call, NULL);
+  /* Streams are canceled through rpc_stream_cancel, outside ch->mu, so that a
+   * stream whose reads are paused starts its last read and can close. A
+   * linked stream always holds a reference (its status batch's). */
+  size_t nstreams = 0;
+  for (client_op *op = ch->ops; op; op = op->next) nstreams += op->is_stream;
+  rpc_stream **streams = nstreams ? calloc(nstreams, sizeof *streams) : NULL;
+  size_t n = 0;
+  for (client_op *op = ch->ops; op; op = op->next) {
+    if (op->is_stream && streams) {
+      rpc_stream *st = RPC_CONTAINER_OF(op, rpc_stream, op);
+      atomic_fetch_add(&st->refs, 1);
+      streams[n++] = st;
+    } else if (op->call) {
+      grpc_call_cancel(op->call, NULL);
+    }
+  }
   pthread_mutex_unlock(&ch->mu);
+  for (size_t i = 0; i < n; i++) {
+    rpc_stream_cancel(streams[i]);
+    stream_unref(streams[i]);
+  }
+  free(streams);
   /* Pending retries are dropped (their callbacks report CANCELLED). */
   sched_destroy(ch->timers);
   pthread_mutex_lock(&ch->mu);

@@ -14,7 +14,8 @@ usage: bad_input.py KEEL_APISERVER API_DESCRIPTORS.pb keel-store KEEL_STORE
 - malformed requests: missing names, bad resourceVersions and selectors;
 - a request over --max-request-bytes is RESOURCE_EXHAUSTED;
 - bytes that are not a protobuf of the request type (garbage, truncated, wrong
-  wire types, lengths past the end) sent through a generic call with identity
+  wire types, lengths past the end; also to Pods/Log and as Pods/Exec's first
+  and later messages) sent through a generic call with identity
   serializers are INVALID_ARGUMENT, for unary and streaming methods; the server
   serves on and exits 0 on SIGTERM.
 """
@@ -311,9 +312,19 @@ def test_garbage(c, api, M, url, apid):
     before = L.store_state(url)
     for what, data in cases:
         for service, method, streaming in (("Pods", "Create", False), ("Deployments", "UpdateScale", False),
-                                           ("Pods", "Get", False), ("Pods", "Watch", True)):
+                                           ("Pods", "Get", False), ("Pods", "Watch", True),
+                                           ("Pods", "Log", True)):
             code, details = L.rpc_error(lambda: api.raw(service, method, data, streaming=streaming))
             c.ok(f"garbage ({what}) to {service}/{method} -> INVALID_ARGUMENT", code == SC.INVALID_ARGUMENT,
+                 f"got {code} {details!r}")
+        # Pods/Exec is bidi: garbage as its first message, and after a valid start.
+        exec_stub = api.channel.stream_stream("/keel.api.v1.Pods/Exec", request_serializer=kt.identity,
+                                              response_deserializer=kt.identity)
+        start = M["ExecRequest"](start=M["PodExecOptions"](name="nope", command=["true"])).SerializeToString()
+        for label, msgs in (("first", [data]), ("after start", [start, data])):
+            code, details = L.rpc_error(lambda: list(exec_stub(iter(msgs), timeout=L.T, metadata=api.metadata or None)))
+            c.ok(f"garbage ({what}) to Pods/Exec ({label}) -> INVALID_ARGUMENT or the start's own error",
+                 code == SC.INVALID_ARGUMENT or (label == "after start" and code == SC.NOT_FOUND),
                  f"got {code} {details!r}")
     c.eq("garbage: nothing written", L.store_state(url), before)
     code, details = L.rpc_error(lambda: api.raw("Pods", "Create", b""))
