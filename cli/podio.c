@@ -3,6 +3,9 @@
  *
  * Both first read the pod (as kubectl does) to pick the container: -c, else
  * the only one, else the first with a "Defaulted container" note on stderr.
+ * A workload (deployment/NAME, replicaset/NAME) stands for one of its pods,
+ * chosen as kubectl does (running and ready first); `logs -l SELECTOR` reads
+ * every matching pod.
  * Then bytes flow: log chunks to stdout; exec's stdout and stderr to ours, our
  * stdin (-i) to the command, and the command's exit code becomes ours, with
  * kubectl's "command terminated with exit code N" on stderr. */
@@ -18,59 +21,114 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/printers.h"
 
 /* ---------------------------------------------------------------- containers */
 
-/* The pod named by arg ("web" or "pod/web"; other kinds have no containers
- * of their own) and its container: -c, else the first (named on stderr when
- * there are several, as kubectl does). *pod_out is the caller's to free. */
-static int resolve_container(cli *x, client *c, const char *arg, const char *container, const char *verb,
-                             Keel__Api__V1__Pod **pod_out, const char **cname) {
-  const char *name = arg;
+/* How kubectl picks the pod of a workload: running before not, ready before
+ * not, then the oldest name first (a stable choice). Lower is better. */
+static int pod_rank(const Keel__Api__V1__Pod *p) {
+  const Keel__Api__V1__PodStatus *st = p->status;
+  bool running = st && st->phase && strcmp(st->phase, "Running") == 0;
+  bool ready = false;
+  for (size_t i = 0; st && i < st->n_conditions; i++)
+    if (st->conditions[i]->type && strcmp(st->conditions[i]->type, "Ready") == 0 && st->conditions[i]->status &&
+        strcmp(st->conditions[i]->status, "True") == 0)
+      ready = true;
+  return (running ? 0 : 2) + (ready ? 0 : 1);
+}
+
+/* The pods of ns matching selector (a label selector string), in a list the
+ * caller frees; NULL after printing the error. */
+static Keel__Api__V1__PodList *list_pods(cli *x, client *c, const char *selector) {
+  Keel__Api__V1__ListRequest lr = KEEL__API__V1__LIST_REQUEST__INIT;
+  lr.namespace_ = (char *)cli_namespace(x);
+  lr.label_selector = (char *)selector;
+  ProtobufCMessage *list = NULL;
+  client_status st;
+  client_call_options co = cli_call_opts(x, false);
+  if (client_list(c, api_kind_by_name("Pod"), &lr, &list, &co, &st) < 0) return cli_server_error(x, &st, NULL), NULL;
+  return (Keel__Api__V1__PodList *)list;
+}
+
+/* A copy of the best pod of a workload's selector; NULL after printing. */
+static Keel__Api__V1__Pod *workload_pod(cli *x, client *c, const api_kind *k, const char *name) {
+  ProtobufCMessage *obj = NULL;
+  client_status st;
+  client_call_options co = cli_call_opts(x, false);
+  if (client_get(c, k, cli_namespace(x), name, NULL, &obj, &co, &st) < 0) return cli_server_error(x, &st, NULL), NULL;
+  const Keel__Api__V1__LabelSelector *sel = NULL;
+  if (strcmp(k->kind, "Deployment") == 0) {
+    const Keel__Api__V1__Deployment *d = (const Keel__Api__V1__Deployment *)obj;
+    sel = d->spec ? d->spec->selector : NULL;
+  } else {
+    const Keel__Api__V1__ReplicaSet *rs = (const Keel__Api__V1__ReplicaSet *)obj;
+    sel = rs->spec ? rs->spec->selector : NULL;
+  }
+  char *text = sel ? printers_selector_text(sel) : NULL;
+  Keel__Api__V1__PodList *pods = text && strcmp(text, "<none>") != 0 ? list_pods(x, c, text) : NULL;
+  if (text && strcmp(text, "<none>") == 0) cli_error(x, "%s %s has no selector", k->resource, name);
+  free(text);
+  protobuf_c_message_free_unpacked(obj, NULL);
+  if (!pods) return NULL;
+  Keel__Api__V1__Pod *best = NULL;
+  for (size_t i = 0; i < pods->n_items; i++) {
+    Keel__Api__V1__Pod *p = pods->items[i];
+    if (!best || pod_rank(p) < pod_rank(best) ||
+        (pod_rank(p) == pod_rank(best) && strcmp(p->metadata->name, best->metadata->name) < 0))
+      best = p;
+  }
+  Keel__Api__V1__Pod *copy = best ? (Keel__Api__V1__Pod *)api_message_clone(&best->base) : NULL;
+  if (!best) cli_error(x, "no pods found for %s/%s", k->resource, name);
+  else if (pods->n_items > 1) fprintf(stderr, "Found %zu pods, using pod/%s\n", pods->n_items, best->metadata->name);
+  protobuf_c_message_free_unpacked(&pods->base, NULL);
+  return copy;
+}
+
+/* The pod arg names: "web", "pod/web", or a workload ("deployment/web",
+ * "rs/web-5d9f") standing for one of its pods. NULL after printing. */
+static Keel__Api__V1__Pod *resolve_pod(cli *x, client *c, const char *arg, const char *verb) {
   const char *slash = strchr(arg, '/');
+  const char *name = slash ? slash + 1 : arg;
   if (slash) {
     char *type = strndup(arg, (size_t)(slash - arg));
     const api_kind *k = type ? cli_kind(x, type) : NULL;
     free(type);
-    if (!k) return -1;
+    if (!k) return NULL;
+    if (strcmp(k->kind, "Deployment") == 0 || strcmp(k->kind, "ReplicaSet") == 0) return workload_pod(x, c, k, name);
     if (strcmp(k->kind, "Pod") != 0)
-      return cli_error(x, "cannot %s %s: only pods have containers (name a pod)", verb, arg), -1;
-    name = slash + 1;
+      return cli_error(x, "cannot %s %s: only pods and their workloads have containers", verb, arg), NULL;
   }
-  const api_kind *pk = api_kind_by_name("Pod");
   ProtobufCMessage *obj = NULL;
   client_status st;
   client_call_options co = cli_call_opts(x, false);
-  if (client_get(c, pk, cli_namespace(x), name, NULL, &obj, &co, &st) < 0) return cli_server_error(x, &st, NULL), -1;
-  Keel__Api__V1__Pod *p = (Keel__Api__V1__Pod *)obj;
-  size_t n = p->spec ? p->spec->n_containers : 0;
-  *cname = NULL;
+  if (client_get(c, api_kind_by_name("Pod"), cli_namespace(x), name, NULL, &obj, &co, &st) < 0)
+    return cli_server_error(x, &st, NULL), NULL;
+  return (Keel__Api__V1__Pod *)obj;
+}
+
+/* p's container: -c (a container or an init container), else the first
+ * (named on stderr when there are several, as kubectl does). NULL after
+ * printing. quiet: no "Defaulted container" note (logs -l). */
+static const char *pick_container(cli *x, const Keel__Api__V1__Pod *p, const char *container, bool quiet) {
+  const Keel__Api__V1__PodSpec *spec = p->spec;
+  size_t n = spec ? spec->n_containers : 0;
   if (container && *container) {
     for (size_t i = 0; i < n; i++)
-      if (p->spec->containers[i]->name && strcmp(p->spec->containers[i]->name, container) == 0)
-        *cname = p->spec->containers[i]->name;
-    for (size_t i = 0; !*cname && p->spec && i < p->spec->n_init_containers; i++)
-      if (p->spec->init_containers[i]->name && strcmp(p->spec->init_containers[i]->name, container) == 0)
-        *cname = p->spec->init_containers[i]->name;
-    if (!*cname) {
-      cli_error(x, "container %s is not valid for pod %s", container, name);
-      protobuf_c_message_free_unpacked(obj, NULL);
-      return -1;
-    }
-  } else if (n > 0) {
-    *cname = p->spec->containers[0]->name;
-    if (n > 1) {
-      fprintf(stderr, "Defaulted container \"%s\" out of: ", *cname);
-      for (size_t i = 0; i < n; i++) fprintf(stderr, "%s%s", i ? ", " : "", p->spec->containers[i]->name);
-      fprintf(stderr, "\n");
-    }
-  } else {
-    cli_error(x, "pod %s has no containers", name);
-    protobuf_c_message_free_unpacked(obj, NULL);
-    return -1;
+      if (spec->containers[i]->name && strcmp(spec->containers[i]->name, container) == 0)
+        return spec->containers[i]->name;
+    for (size_t i = 0; spec && i < spec->n_init_containers; i++)
+      if (spec->init_containers[i]->name && strcmp(spec->init_containers[i]->name, container) == 0)
+        return spec->init_containers[i]->name;
+    return cli_error(x, "container %s is not valid for pod %s", container, p->metadata->name), NULL;
   }
-  *pod_out = p;
-  return 0;
+  if (n == 0) return cli_error(x, "pod %s has no containers", p->metadata->name), NULL;
+  if (n > 1 && !quiet) {
+    fprintf(stderr, "Defaulted container \"%s\" out of: ", spec->containers[0]->name);
+    for (size_t i = 0; i < n; i++) fprintf(stderr, "%s%s", i ? ", " : "", spec->containers[i]->name);
+    fprintf(stderr, "\n");
+  }
+  return spec->containers[0]->name;
 }
 
 /* Writes all of buf to fd (a pipe may take it in pieces). */
@@ -128,75 +186,175 @@ static void stream_end_destroy(stream_end *e) {
 
 /* ---------------------------------------------------------------- logs */
 
+/* One container's log to read. */
+typedef struct log_target {
+  const char *ns, *pod, *container; /* borrowed from the pods */
+} log_target;
+
+/* One open log stream. With a prefix, output goes out in whole lines, each
+ * after "[pod/NAME/CONTAINER] ", so parallel streams never mix inside a line. */
+typedef struct log_stream {
+  stream_end *end;
+  pthread_mutex_t *out_mu; /* one writer to stdout at a time */
+  char prefix[800];        /* "" = none */
+  char *partial;           /* a line not yet ended (with a prefix only) */
+  size_t plen, pcap;
+} log_stream;
+
+static int write_prefixed_locked(log_stream *ls, const uint8_t *data, size_t len, bool flush) {
+  size_t start = 0;
+  for (size_t i = 0; i <= len; i++) {
+    bool end_of_line = i < len && data[i] == '\n';
+    if (!end_of_line && i < len) continue;
+    size_t seg = i - start + (end_of_line ? 1 : 0);
+    if (!end_of_line) { /* the tail: keep it until its line ends */
+      if (seg && ls->plen + seg > ls->pcap) {
+        size_t cap = ls->pcap ? ls->pcap * 2 : 4096;
+        while (cap < ls->plen + seg) cap *= 2;
+        char *grown = realloc(ls->partial, cap);
+        if (!grown) return -1;
+        ls->partial = grown;
+        ls->pcap = cap;
+      }
+      if (seg) memcpy(ls->partial + ls->plen, data + start, seg);
+      ls->plen += seg;
+      break;
+    }
+    if (write_all(STDOUT_FILENO, ls->prefix, strlen(ls->prefix)) < 0 ||
+        write_all(STDOUT_FILENO, ls->partial, ls->plen) < 0 || write_all(STDOUT_FILENO, data + start, seg) < 0)
+      return -1;
+    ls->plen = 0;
+    start = i + 1;
+  }
+  if (flush && ls->plen) {
+    if (write_all(STDOUT_FILENO, ls->prefix, strlen(ls->prefix)) < 0 ||
+        write_all(STDOUT_FILENO, ls->partial, ls->plen) < 0 || write_all(STDOUT_FILENO, "\n", 1) < 0)
+      return -1;
+    ls->plen = 0;
+  }
+  return 0;
+}
+
 static void log_on_message(rpc_stream *s, const ProtobufCMessage *m, void *arg) {
-  stream_end *e = arg;
+  log_stream *ls = arg;
   const Keel__Api__V1__PodLogChunk *ch = (const Keel__Api__V1__PodLogChunk *)m;
   /* Writing here holds the stream's thread, so a slow stdout slows the
    * apiserver and the agent down instead of filling memory. */
-  if (ch->data.len && write_all(STDOUT_FILENO, ch->data.data, ch->data.len) < 0) {
-    pthread_mutex_lock(&e->mu);
-    e->output_broken = true;
-    pthread_mutex_unlock(&e->mu);
+  pthread_mutex_lock(ls->out_mu);
+  int rc = ls->prefix[0] ? write_prefixed_locked(ls, ch->data.data, ch->data.len, false)
+                         : (ch->data.len ? write_all(STDOUT_FILENO, ch->data.data, ch->data.len) : 0);
+  pthread_mutex_unlock(ls->out_mu);
+  if (rc < 0) {
+    pthread_mutex_lock(&ls->end->mu);
+    ls->end->output_broken = true;
+    pthread_mutex_unlock(&ls->end->mu);
     rpc_stream_cancel(s);
   }
 }
 
 static void log_on_close(rpc_stream *s, const rpc_status *st, void *arg) {
   (void)s;
-  stream_end_close(arg, st);
+  log_stream *ls = arg;
+  if (ls->prefix[0]) {
+    pthread_mutex_lock(ls->out_mu);
+    write_prefixed_locked(ls, NULL, 0, true);
+    pthread_mutex_unlock(ls->out_mu);
+  }
+  stream_end_close(ls->end, st);
 }
 
-/* Streams the logs of every container in names (in parallel: with -f they
- * never end on their own). */
-static int stream_logs(cli *x, client *c, const Keel__Api__V1__Pod *p, const char *const *names, size_t n,
-                       const Keel__Api__V1__PodLogOptions *base) {
+/* Reads the logs of targets[0..n): one after the other, or all at once with
+ * -f (a followed log never ends on its own). */
+static int stream_logs(cli *x, client *c, const log_target *targets, size_t n, const Keel__Api__V1__PodLogOptions *base,
+                       bool prefix, bool parallel) {
   stream_end e;
-  stream_end_init(&e, (int)n);
-  rpc_stream **streams = calloc(n, sizeof *streams);
+  pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+  log_stream *ls = calloc(n ? n : 1, sizeof *ls);
+  rpc_stream **streams = calloc(n ? n : 1, sizeof *streams);
   int rc = 0;
-  if (!streams) {
-    stream_end_destroy(&e);
+  if (!ls || !streams) {
+    free(ls);
+    free(streams);
     return cli_error(x, "out of memory");
   }
   client_call_options co = {.timeout_ms = 0};
   rpc_stream_callbacks cb = {.on_message = log_on_message, .on_close = log_on_close};
-  for (size_t i = 0; i < n; i++) {
-    Keel__Api__V1__PodLogOptions o = *base;
-    o.namespace_ = p->metadata->namespace_;
-    o.name = p->metadata->name;
-    o.container = (char *)names[i];
-    keel_error err = {0};
-    streams[i] = client_stream_start(c, "/keel.api.v1.Pods/Log", RPC_SERVER_STREAMING, &o.base,
-                                     &keel__api__v1__pod_log_chunk__descriptor, &co, &cb, &e, &err);
-    if (!streams[i]) {
-      rc = cli_error(x, "%s", err.message);
-      pthread_mutex_lock(&e.mu);
-      e.open -= (int)(n - i);
-      pthread_mutex_unlock(&e.mu);
-      for (size_t j = 0; j < i; j++) rpc_stream_cancel(streams[j]);
-      break;
+  size_t batch = parallel ? n : 1;
+  for (size_t at = 0; at < n && rc == 0; at += batch) {
+    size_t m = at + batch <= n ? batch : n - at;
+    stream_end_init(&e, (int)m);
+    for (size_t i = at; i < at + m; i++) {
+      ls[i].end = &e;
+      ls[i].out_mu = &out_mu;
+      if (prefix) snprintf(ls[i].prefix, sizeof ls[i].prefix, "[pod/%s/%s] ", targets[i].pod, targets[i].container);
+      Keel__Api__V1__PodLogOptions o = *base;
+      o.namespace_ = (char *)targets[i].ns;
+      o.name = (char *)targets[i].pod;
+      o.container = (char *)targets[i].container;
+      keel_error err = {0};
+      streams[i] = client_stream_start(c, "/keel.api.v1.Pods/Log", RPC_SERVER_STREAMING, &o.base,
+                                       &keel__api__v1__pod_log_chunk__descriptor, &co, &cb, &ls[i], &err);
+      if (!streams[i]) {
+        rc = cli_error(x, "%s", err.message);
+        pthread_mutex_lock(&e.mu);
+        e.open -= (int)(at + m - i);
+        pthread_mutex_unlock(&e.mu);
+        for (size_t j = at; j < i; j++) rpc_stream_cancel(streams[j]);
+        break;
+      }
     }
+    stream_end_wait(&e);
+    if (rc == 0 && e.output_broken) rc = 1; /* a closed stdout: quietly, as a pipe reader expects */
+    else if (rc == 0 && e.failed) rc = cli_server_error(x, &e.first_error, NULL);
+    stream_end_destroy(&e);
   }
-  stream_end_wait(&e);
-  for (size_t i = 0; i < n; i++) rpc_stream_release(streams[i]);
+  for (size_t i = 0; i < n; i++) {
+    rpc_stream_release(streams[i]);
+    free(ls[i].partial);
+  }
   free(streams);
-  if (rc == 0 && e.output_broken) rc = 1; /* a closed stdout: quietly, as a pipe reader expects */
-  else if (rc == 0 && e.failed) rc = cli_server_error(x, &e.first_error, NULL);
-  stream_end_destroy(&e);
+  free(ls);
+  pthread_mutex_destroy(&out_mu);
   return rc;
 }
 
+/* Appends p's containers to be read: every one (init containers first), or
+ * the one pick_container chooses. -1 after printing. */
+static int add_pod_targets(cli *x, const Keel__Api__V1__Pod *p, const char *container, bool all, bool quiet,
+                           log_target **t, size_t *n) {
+  const Keel__Api__V1__PodSpec *spec = p->spec;
+  size_t want = all && spec ? spec->n_init_containers + spec->n_containers : 1;
+  log_target *grown = realloc(*t, (*n + want) * sizeof **t);
+  if (!grown) return cli_error(x, "out of memory"), -1;
+  *t = grown;
+  log_target base = {.ns = p->metadata->namespace_, .pod = p->metadata->name};
+  if (all && spec) {
+    for (size_t i = 0; i < spec->n_init_containers; i++)
+      (*t)[(*n)++] = (log_target){base.ns, base.pod, spec->init_containers[i]->name};
+    for (size_t i = 0; i < spec->n_containers; i++)
+      (*t)[(*n)++] = (log_target){base.ns, base.pod, spec->containers[i]->name};
+    return 0;
+  }
+  const char *cname = pick_container(x, p, container, quiet);
+  if (!cname) return -1;
+  (*t)[(*n)++] = (log_target){base.ns, base.pod, cname};
+  return 0;
+}
+
 int cmd_logs(cli *x, int argc, char **argv) {
-  char *container = NULL, *since = NULL;
-  bool follow = false, previous = false, timestamps = false, all_containers = false;
-  int64_t tail = -1, limit_bytes = 0;
+  char *container = NULL, *since = NULL, *selector = NULL;
+  bool follow = false, previous = false, timestamps = false, all_containers = false, prefix = false;
+  int64_t tail = -1, limit_bytes = 0, max_requests = 5;
   flag_def defs[] = {
       FLAG_STRING("container", &container, "the container (-c; default: the first)"),
       FLAG_BOOL("follow", &follow, "keep streaming new lines"),
       FLAG_BOOL("previous", &previous, "the previous instance of the container (-p)"),
       FLAG_BOOL("timestamps", &timestamps, "prefix each line with its time"),
       FLAG_BOOL("all-containers", &all_containers, "every container of the pod (init containers first)"),
-      FLAG_INT("tail", &tail, "only the last N lines (-1: all)"),
+      FLAG_STRING("selector", &selector, "every pod matching this label selector (-l), instead of POD"),
+      FLAG_BOOL("prefix", &prefix, "begin each line with [pod/NAME/CONTAINER]"),
+      FLAG_INT("max-log-requests", &max_requests, "with -l and -f: how many logs may be followed at once"),
+      FLAG_INT("tail", &tail, "only the last N lines (-1: all; with -l the default is 10)"),
       FLAG_INT("limit-bytes", &limit_bytes, "stop after this many bytes (0: no limit)"),
       FLAG_STRING("since", &since, "only lines newer than this (e.g. 5s, 2m)"),
       FLAG_END,
@@ -207,24 +365,53 @@ int cmd_logs(cli *x, int argc, char **argv) {
     else if (strcmp(argv[i], "--") == 0) break;
   char **pos = NULL;
   int npos = 0;
-  int prc = cli_parse(x, "keel logs POD [-c CONTAINER] [-f]", "Print a container's log (through its node agent).",
-                      defs, CLI_FLAGS_CONNECT, argc, argv, &pos, &npos);
+  int prc = cli_parse(x, "keel logs (POD | TYPE/NAME | -l SELECTOR) [-c CONTAINER] [-f]",
+                      "Print a container's log (through its node agent).", defs, CLI_FLAGS_CONNECT, argc, argv, &pos,
+                      &npos);
   if (prc) return prc < 0 ? 1 : 0;
   int rc = 1;
   int64_t since_ms = 0;
-  if (npos != 1) {
+  bool tail_set = tail != -1;
+  if (selector && npos != 0) {
+    cli_error(x, "only a selector (-l) or a POD name is allowed");
+  } else if (!selector && npos != 1) {
     cli_error(x, "expected one pod name: keel logs POD [-c CONTAINER]");
   } else if (since && (cli_parse_timeout(since, &since_ms) < 0 || since_ms <= 0)) {
     cli_error(x, "invalid --since \"%s\" (want e.g. 5s, 2m)", since);
-  } else if (tail < -1 || limit_bytes < 0) {
-    cli_error(x, "%s must be %s", tail < -1 ? "--tail" : "--limit-bytes", tail < -1 ? "-1 or more" : "0 or more");
+  } else if (tail < -1 || limit_bytes < 0 || max_requests < 1) {
+    cli_error(x, "%s", tail < -1 ? "--tail must be -1 or more"
+                       : limit_bytes < 0 ? "--limit-bytes must be 0 or more"
+                                         : "--max-log-requests must be 1 or more");
   } else if (all_containers && container) {
     cli_error(x, "--container and --all-containers cannot be used together");
   } else {
     client *c = cli_client(x);
-    Keel__Api__V1__Pod *p = NULL;
-    const char *cname = NULL;
-    if (c && resolve_container(x, c, pos[0], container, "get logs of", &p, &cname) == 0) {
+    Keel__Api__V1__PodList *pods = NULL;
+    Keel__Api__V1__Pod *pod = NULL;
+    log_target *targets = NULL;
+    size_t n = 0;
+    int ok = -1;
+    if (c && selector) {
+      pods = list_pods(x, c, selector);
+      if (pods && pods->n_items == 0) {
+        fprintf(stderr, "No resources found in %s namespace.\n", cli_namespace(x));
+        ok = rc = 0;
+      } else if (pods) {
+        ok = 0;
+        for (size_t i = 0; i < pods->n_items && ok == 0; i++)
+          ok = add_pod_targets(x, pods->items[i], container, all_containers, true, &targets, &n);
+      }
+      if (!tail_set) tail = 10; /* kubectl's default with a selector */
+    } else if (c) {
+      pod = resolve_pod(x, c, pos[0], "get logs of");
+      if (pod) ok = add_pod_targets(x, pod, container, all_containers, false, &targets, &n);
+    }
+    if (ok == 0 && n > 0 && follow && n > (size_t)max_requests) {
+      cli_error(x,
+                "you are attempting to follow %zu log streams, but maximum allowed concurrency is %lld, use "
+                "--max-log-requests to increase the limit",
+                n, (long long)max_requests);
+    } else if (ok == 0 && n > 0) {
       Keel__Api__V1__PodLogOptions o = KEEL__API__V1__POD_LOG_OPTIONS__INIT;
       Google__Protobuf__Int64Value tail_v = GOOGLE__PROTOBUF__INT64_VALUE__INIT;
       Google__Protobuf__Int64Value since_v = GOOGLE__PROTOBUF__INT64_VALUE__INIT;
@@ -235,21 +422,11 @@ int cmd_logs(cli *x, int argc, char **argv) {
       if (tail >= 0) tail_v.value = tail, o.tail_lines = &tail_v;
       if (since_ms > 0) since_v.value = (since_ms + 999) / 1000, o.since_seconds = &since_v;
       if (limit_bytes > 0) limit_v.value = limit_bytes, o.limit_bytes = &limit_v;
-      const Keel__Api__V1__PodSpec *spec = p->spec;
-      size_t n = 0;
-      const char **names = NULL;
-      if (all_containers && spec) {
-        names = calloc(spec->n_init_containers + spec->n_containers, sizeof *names);
-        for (size_t i = 0; names && i < spec->n_init_containers; i++) names[n++] = spec->init_containers[i]->name;
-        for (size_t i = 0; names && i < spec->n_containers; i++) names[n++] = spec->containers[i]->name;
-      } else {
-        names = calloc(1, sizeof *names);
-        if (names) names[n++] = cname;
-      }
-      rc = names ? stream_logs(x, c, p, names, n, &o) : cli_error(x, "out of memory");
-      free(names);
-      protobuf_c_message_free_unpacked(&p->base, NULL);
+      rc = stream_logs(x, c, targets, n, &o, prefix, follow);
     }
+    free(targets);
+    if (pods) protobuf_c_message_free_unpacked(&pods->base, NULL);
+    if (pod) protobuf_c_message_free_unpacked(&pod->base, NULL);
   }
   flags_free_positional(pos);
   cli_parse_done(defs);
@@ -444,7 +621,7 @@ int cmd_exec(cli *x, int argc, char **argv) {
     }
   char **pos = NULL;
   int npos = 0;
-  int prc = cli_parse(x, "keel exec POD [-c CONTAINER] [-i] [-t] -- COMMAND [ARG...]",
+  int prc = cli_parse(x, "keel exec (POD | TYPE/NAME) [-c CONTAINER] [-i] [-t] -- COMMAND [ARG...]",
                       "Run a command in a container (through its node agent).", defs, CLI_FLAGS_CONNECT, cmd_at, argv,
                       &pos, &npos);
   if (prc) return prc < 0 ? 1 : 0;
@@ -458,12 +635,10 @@ int cmd_exec(cli *x, int argc, char **argv) {
     cli_error(x, "you must specify at least one command for the container");
   } else {
     client *c = cli_client(x);
-    Keel__Api__V1__Pod *p = NULL;
-    const char *cname = NULL;
-    if (c && resolve_container(x, c, pos[0], container, "exec in", &p, &cname) == 0) {
-      rc = run_exec(x, c, p, cname, argv + cmd_at + 1, (size_t)ncmd, stdin_, tty);
-      protobuf_c_message_free_unpacked(&p->base, NULL);
-    }
+    Keel__Api__V1__Pod *p = c ? resolve_pod(x, c, pos[0], "exec in") : NULL;
+    const char *cname = p ? pick_container(x, p, container, false) : NULL;
+    if (cname) rc = run_exec(x, c, p, cname, argv + cmd_at + 1, (size_t)ncmd, stdin_, tty);
+    if (p) protobuf_c_message_free_unpacked(&p->base, NULL);
   }
   flags_free_positional(pos);
   cli_parse_done(defs);

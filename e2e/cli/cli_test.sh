@@ -530,6 +530,8 @@ apiVersion: v1
 kind: Pod
 metadata:
   name: two
+  labels:
+    app: two
 spec:
   nodeName: node-a
   containers:
@@ -537,6 +539,36 @@ spec:
     image: busybox:1.36
   - name: sidecar
     image: busybox:1.36
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: three
+  labels:
+    app: two
+spec:
+  nodeName: node-a
+  containers:
+  - name: app
+    image: busybox:1.36
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: two-rs
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: two
+  template:
+    metadata:
+      labels:
+        app: two
+    spec:
+      containers:
+      - name: app
+        image: busybox:1.36
 EOF
 k agentnode apply -f "$WORK/agent-node.yaml"
 expect_rc "apply a node with an agent and a pod on it" 0 agentnode
@@ -576,6 +608,20 @@ expect_rc "exec as a viewer" 1 exec5
 expect_contains "exec as a viewer: refused" 'Error from server (Forbidden): user "bob" (groups keel:viewers) cannot create pods/exec' "$WORK/exec5.err"
 k logs7 --token=viewer-token logs two -c app --tail=1
 expect_eq "logs as a viewer" "line 5 of default/two/app" "$(cat "$WORK/logs7.out")"
+k logs8 logs -l app=two --prefix --tail=1
+expect_eq "logs -l --prefix: every matching pod, a line each" $'[pod/three/app] line 5 of default/three/app\n[pod/two/app] line 5 of default/two/app' "$(cat "$WORK/logs8.out")"
+k logs9 logs -l app=two -f --max-log-requests=1
+expect_rc "logs -l -f over the concurrency limit" 1 logs9
+expect_eq "logs -l -f over the limit: kubectl's message" "error: you are attempting to follow 2 log streams, but maximum allowed concurrency is 1, use --max-log-requests to increase the limit" "$(cat "$WORK/logs9.err")"
+k logs10 logs rs/two-rs --tail=1
+expect_eq "logs rs/NAME: one of its pods" "line 5 of default/three/app" "$(cat "$WORK/logs10.out")"
+expect_eq "logs rs/NAME: which pod, on stderr" "Found 2 pods, using pod/three" "$(cat "$WORK/logs10.err")"
+k logs11 logs -l app=nothing
+expect_eq "logs -l matching nothing" "No resources found in default namespace." "$(cat "$WORK/logs11.err")"
+k exec6 exec replicaset/two-rs -- sh -c 'echo hi'
+expect_eq "exec rs/NAME" "hi" "$(cat "$WORK/exec6.out")"
+k logs12 logs svc/my-service
+expect_eq "logs of a service" "error: cannot get logs of svc/my-service: only pods and their workloads have containers" "$(cat "$WORK/logs12.err")"
 k delnode delete -f "$WORK/agent-node.yaml"
 keel_stop agent 10
 
