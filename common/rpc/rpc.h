@@ -295,6 +295,14 @@ int rpc_call_send_prefixed(rpc_call *call, const void *prefix, size_t prefix_len
  * callback runs on a CQ thread whenever the queue drains below half after a send
  * failed with -ENOBUFS (RPC_SLOW_REJECT). */
 void rpc_call_set_slow_policy(rpc_call *call, rpc_slow_policy policy);
+/* Client and bidi streams: read-side flow control for a handler that relays
+ * the client's messages somewhere slower. After pause, no further message is
+ * read once the current on_message returns (the client's sends then wait on
+ * gRPC's flow control); resume reads on. A cancel still reaches the handler
+ * while paused; the half-close is seen only after resuming. Thread-safe;
+ * may be called from on_message. */
+void rpc_call_pause_reads(rpc_call *call);
+void rpc_call_resume_reads(rpc_call *call);
 void rpc_call_on_writable(rpc_call *call, void (*fn)(rpc_call *call, void *arg), void *arg);
 /* Messages currently queued (not counting the one in flight). */
 int rpc_call_queued(const rpc_call *call);

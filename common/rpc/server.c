@@ -115,6 +115,8 @@ struct rpc_call {
   bool handler_finished; /* ...by the handler: no cancel callback after that */
   bool status_sent;      /* the status batch was started */
   bool cancelled;
+  bool reads_paused;     /* rpc_call_pause_reads: no new RECV_MESSAGE */
+  bool read_parked;      /* a RECV_MESSAGE is owed to rpc_call_resume_reads */
   bool closed; /* RECV_CLOSE completed */
   bool want_writable;
   bool folded_reply; /* the reply batch also carries RECV_CLOSE (one completion) */
@@ -1169,8 +1171,27 @@ static void on_recv_message(rpc_call *c, bool ok) {
   protobuf_c_message_free_unpacked(msg, NULL);
   pthread_mutex_lock(&c->mu);
   bool more = !c->cancelled && !c->finish_requested;
+  if (more && c->reads_paused) {
+    c->read_parked = true;
+    more = false;
+  }
   pthread_mutex_unlock(&c->mu);
   if (more) start_recv_message(c);
+}
+
+void rpc_call_pause_reads(rpc_call *c) {
+  pthread_mutex_lock(&c->mu);
+  c->reads_paused = true;
+  pthread_mutex_unlock(&c->mu);
+}
+
+void rpc_call_resume_reads(rpc_call *c) {
+  pthread_mutex_lock(&c->mu);
+  c->reads_paused = false;
+  bool start = c->read_parked && !c->cancelled && !c->finish_requested;
+  c->read_parked = false;
+  pthread_mutex_unlock(&c->mu);
+  if (start) start_recv_message(c);
 }
 
 static void dispatch_unknown(rpc_call *c, grpc_call_details *details) {

@@ -11,7 +11,8 @@ usage: podio.py KEEL_APISERVER API_DESCRIPTORS.pb keel-store KEEL_STORE
   uid; options (tailLines, limitBytes, timestamps) reach it and its output
   comes back byte for byte, also a 12 MiB log read slowly (flow control);
 - follow streams until the caller cancels, and the cancel reaches the agent;
-- Exec: stdout, stderr and the exit code; stdin (1 MiB through `cat`);
+- Exec: stdout, stderr and the exit code; stdin (1 MiB through `cat`; 32 MiB
+  to a command that reads late: the relay pauses the caller, nothing fails);
 - errors with Kubernetes' messages: no such pod, container not named or not
   in the pod, pod not scheduled, node missing or without an agent endpoint,
   agent down, bad options, bad first message, stdin not requested, exec into a
@@ -206,17 +207,17 @@ def test_log(c, api, M, pods, journal):
     del PLO
 
 
-def metric_value(http, name):
+def metric_value(http, name, **labels):
     status, _, body = kt.curl(f"http://{http}/metrics")
     samples = kt.parse_prometheus(body)[0] if status == 200 else []
-    return sum(v for n, _, v in samples if n == name)
+    return sum(v for n, lb, v in samples if n == name and all(lb.get(k) == w for k, w in labels.items()))
 
 
 def test_big_log(c, api, M, http):
     """12 MiB through the relay, read slowly at first: the relay's send queue
     (4 MiB) fills, so it pauses the agent's stream instead of dropping or
     reordering, and resumes when the reader catches up."""
-    pauses = metric_value(http, "keel_apiserver_pod_relay_pauses_total")
+    pauses = metric_value(http, "keel_apiserver_pod_relay_pauses_total", paused="agent")
     h = hashlib.sha256()
     n = 0
     for i, ch in enumerate(api.Pods.Log(M["PodLogOptions"](name="big-1"), timeout=T * 3)):
@@ -233,8 +234,8 @@ def test_big_log(c, api, M, http):
         size += len(text)
     c.eq("a 12 MiB log arrives whole and in order (size)", n, size)
     c.eq("a 12 MiB log arrives whole and in order (sha256)", h.hexdigest(), want.hexdigest())
-    c.ok("the slow reader paused the agent's stream (keel_apiserver_pod_relay_pauses_total grew)",
-         metric_value(http, "keel_apiserver_pod_relay_pauses_total") > pauses)
+    c.ok("the slow reader paused the agent's stream (keel_apiserver_pod_relay_pauses_total{paused=agent} grew)",
+         metric_value(http, "keel_apiserver_pod_relay_pauses_total", paused="agent") > pauses)
     deadline = time.monotonic() + T
     while metric_value(http, "keel_apiserver_pod_relays") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -256,7 +257,7 @@ def test_follow(c, api, M, journal):
     c.ok("follow: the caller's cancel reaches the agent", bool(hits))
 
 
-def test_exec(c, api, M, pods, journal):
+def test_exec(c, api, M, pods, journal, http):
     out, err, code = exec_call(api, M, "p1", ["sh", "-c", "echo out; echo err >&2; exit 3"])
     c.eq("exec: stdout", out, b"out\n")
     c.eq("exec: stderr", err, b"err\n")
@@ -270,6 +271,15 @@ def test_exec(c, api, M, pods, journal):
     out, err, code = exec_call(api, M, "p2", ["cat"], stdin_chunks=chunks, container="a")
     c.ok("exec -i: 1 MiB of stdin through cat comes back unchanged", out == payload and code == 0,
          f"got {len(out)} bytes, code {code}, stderr {err[:200]!r}")
+    # 32 MiB to a command that reads nothing for two seconds: the agent falls
+    # behind (more than gRPC's flow-control windows hold), the relay pauses
+    # reading the caller instead of failing.
+    pauses = metric_value(http, "keel_apiserver_pod_relay_pauses_total", paused="caller")
+    big = [bytes([65 + i % 26]) * 65536 for i in range(512)]
+    out, err, code = exec_call(api, M, "p1", ["sh", "-c", "sleep 2; wc -c"], stdin_chunks=big)
+    c.eq("exec -i: 32 MiB of stdin to a slow reader all arrive", (out.strip(), code), (str(32 << 20).encode(), 0))
+    c.ok("exec -i: the relay paused the caller's input (paused=caller)",
+         metric_value(http, "keel_apiserver_pod_relay_pauses_total", paused="caller") > pauses)
     out, err, code = exec_call(api, M, "p1", ["sh", "-c", "read x; echo got:$x"], stdin_chunks=[b"hel", b"lo\n"],
                                pace=0.05)
     c.eq("exec -i: paced stdin", (out, code), (b"got:hello\n", 0))
@@ -458,7 +468,7 @@ def main():
     c.run("Pods/Log", lambda: test_log(c, api, M, pods, journal))
     c.run("Pods/Log, 12 MiB to a slow reader", lambda: test_big_log(c, api, M, apiserver.http_addr))
     c.run("Pods/Log follow and cancel", lambda: test_follow(c, api, M, journal))
-    c.run("Pods/Exec", lambda: test_exec(c, api, M, pods, journal))
+    c.run("Pods/Exec", lambda: test_exec(c, api, M, pods, journal, apiserver.http_addr))
     c.run("authorization", lambda: test_authz(c, types, M, addr))
     c.run("REST gateway: pods/{name}/log", lambda: test_rest_log(c, M, apiserver.http_addr, journal))
     c.run("shutdown with a relay open", lambda: test_shutdown(c, api, M, apiserver))

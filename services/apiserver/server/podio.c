@@ -11,9 +11,9 @@
  * Flow control, both ways, with bounded memory: when the caller's send queue
  * is full, the one refused message is kept (stash) and reads from the agent
  * stop (rpc_stream_pause_reads) until the queue drains; gRPC's own flow control
- * then holds the agent back. Exec stdin in the other direction goes into the
- * agent stream's bounded queue; a caller who overruns it is ended with
- * RESOURCE_EXHAUSTED.
+ * then holds the agent back. Exec stdin in the other direction likewise: when
+ * the agent stream's queue is full, the refused message is kept and reading
+ * from the caller pauses (rpc_call_pause_reads) until the queue drains.
  *
  * The REST gateway reads logs through the same relay (apiserver_pod_log_open):
  * there the output waits in a bounded buffer (REST_LOG_HIGH) that its
@@ -56,7 +56,8 @@ struct podio {
   int cleaning; /* agent streams started and not yet cleaned up */
   bool stopping;
   metric *m_relays[2];    /* open relays: [0] Log, [1] Exec */
-  metric *m_pauses;       /* times a slow caller paused an agent stream */
+  metric *m_pauses[2];    /* flow-control pauses: [0] the agent's output (a slow caller),
+                           * [1] the caller's Exec input (a slow agent) */
 };
 
 struct pod_relay {
@@ -67,6 +68,7 @@ struct pod_relay {
   rpc_channel *ch;
   rpc_stream *agent;
   rpc_shared_message *stash; /* a reply the caller's queue refused; agent reads paused */
+  ProtobufCMessage *stdin_stash; /* Exec input the agent's queue refused; caller reads paused */
   bool call_done;            /* the caller's call was finished or closed: send nothing */
   bool exec_started;         /* Exec: the start message went to the agent */
   bool exec_stdin;           /* Exec: the caller asked for stdin */
@@ -102,6 +104,7 @@ static void relay_unref(relay *r) {
   pthread_mutex_unlock(&r->mu);
   if (!last) return;
   rpc_shared_message_free(r->stash);
+  if (r->stdin_stash) protobuf_c_message_free_unpacked(r->stdin_stash, NULL);
   auth_identity_clear(&r->id);
   free(r->rest_buf);
   pthread_cond_destroy(&r->rest_cond);
@@ -189,7 +192,7 @@ static int rest_append_locked(relay *r, rpc_stream *s, const ProtobufCMessage *m
   if (r->rest_len - r->rest_off > REST_LOG_HIGH && !r->rest_paused) {
     r->rest_paused = true;
     rpc_stream_pause_reads(s);
-    metric_inc(r->p->m_pauses);
+    metric_inc(r->p->m_pauses[0]);
   }
   pthread_cond_broadcast(&r->rest_cond);
   return 0;
@@ -210,7 +213,7 @@ static void agent_on_message(rpc_stream *s, const ProtobufCMessage *msg, void *a
     r->stash = rpc_shared_message_new(msg);
     if (r->stash) {
       rpc_stream_pause_reads(s);
-      metric_inc(r->p->m_pauses);
+      metric_inc(r->p->m_pauses[0]);
     } else {
       rc = -ENOMEM;
     }
@@ -228,6 +231,22 @@ static void call_on_writable(rpc_call *call, void *arg) {
       rpc_shared_message_free(r->stash);
       r->stash = NULL;
       rpc_stream_resume_reads(r->agent);
+    }
+  }
+  pthread_mutex_unlock(&r->mu);
+}
+
+/* The agent's queue drained after it refused Exec input: send what was kept,
+ * then read from the caller again. */
+static void agent_on_writable(rpc_stream *s, void *arg) {
+  relay *r = arg;
+  pthread_mutex_lock(&r->mu);
+  if (r->stdin_stash && !r->call_done) {
+    int rc = rpc_stream_write(s, r->stdin_stash);
+    if (rc != -ENOBUFS) { /* sent, or the stream ended (its status reaches the caller) */
+      protobuf_c_message_free_unpacked(r->stdin_stash, NULL);
+      r->stdin_stash = NULL;
+      rpc_call_resume_reads(r->call);
     }
   }
   pthread_mutex_unlock(&r->mu);
@@ -260,6 +279,7 @@ static void call_on_cancel(rpc_call *call, void *arg) {
 static const rpc_stream_callbacks agent_callbacks = {
     .on_message = agent_on_message,
     .on_close = agent_on_close,
+    .on_writable = agent_on_writable,
 };
 
 /* ---------------------------------------------------------------- targets */
@@ -680,10 +700,19 @@ static void on_exec_message(rpc_call *call, const ProtobufCMessage *message, voi
                         r->target);
   pthread_mutex_lock(&r->mu);
   int rc = r->agent ? rpc_stream_write(r->agent, message) : -EPIPE;
-  if (rc == -ENOBUFS) rpc_stream_cancel(r->agent);
+  bool lost = false;
+  if (rc == -ENOBUFS) {
+    /* Keep it and stop reading from the caller until the agent's queue
+     * drains (agent_on_writable). */
+    r->stdin_stash = api_message_clone(message);
+    if (r->stdin_stash) {
+      rpc_call_pause_reads(call);
+      metric_inc(r->p->m_pauses[1]);
+    }
+    else lost = true, rpc_stream_cancel(r->agent);
+  }
   pthread_mutex_unlock(&r->mu);
-  if (rc == -ENOBUFS)
-    relay_finish(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s: stdin arrives faster than the agent takes it", r->target);
+  if (lost) relay_finish(r, GRPC_STATUS_RESOURCE_EXHAUSTED, "%s: out of memory", r->target);
   /* -EPIPE: the agent stream already ended; its status reaches the caller. */
 }
 
@@ -738,10 +767,14 @@ int apiserver_podio_init(apiserver *a, keel_error *err) {
                                         "Pods/Log and Pods/Exec calls relayed to node agents right now.", 1, "method");
   p->m_relays[0] = metric_child(relays, "Log");
   p->m_relays[1] = metric_child(relays, "Exec");
-  p->m_pauses = metric_child(metrics_counter(reg, "keel_apiserver_pod_relay_pauses_total",
-                                             "Times a caller too slow for its pod log or exec output paused "
-                                             "the agent's stream (flow control, nothing dropped).",
-                                             0));
+  metric_family *pauses = metrics_counter(reg, "keel_apiserver_pod_relay_pauses_total",
+                                          "Times a pod log/exec relay paused one side for the other (flow "
+                                          "control, nothing dropped): paused=agent when the caller was too slow "
+                                          "for the agent's output, paused=caller when the agent was too slow for "
+                                          "the caller's Exec input.",
+                                          1, "paused");
+  p->m_pauses[0] = metric_child(pauses, "agent");
+  p->m_pauses[1] = metric_child(pauses, "caller");
   a->podio = p;
   return 0;
 }
