@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 /* cmocka.h needs the headers above. */
 #include <cmocka.h>
 
@@ -138,6 +139,64 @@ static void test_refs(void **state) {
   cli_destroy(&x);
 }
 
+/* cli_targets: refs from -f manifests (names and namespaces from the objects)
+ * or from the arguments. */
+static void test_targets(void **state) {
+  (void)state;
+  cli x;
+  cli_init(&x);
+  const char *tmp = getenv("TEST_TMPDIR");
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/targets.yaml", tmp && *tmp ? tmp : "/tmp");
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: team\n"
+        "spec:\n  containers:\n  - name: c\n    image: nginx\n"
+        "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: db\n"
+        "spec:\n  containers:\n  - name: c\n    image: nginx\n"
+        "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n",
+        f);
+  fclose(f);
+  const char *items[] = {path};
+  flag_string_list files = {.items = items, .count = 1};
+  cli_targets t;
+  assert_int_equal(cli_targets_read(&x, &files, NULL, 0, false, &t), 0);
+  assert_int_equal(t.nrefs, 3);
+  assert_int_equal(t.nobjs, 3);
+  assert_string_equal(t.refs[0].kind->kind, "Pod");
+  assert_string_equal(t.refs[0].name, "web");
+  assert_string_equal(cli_targets_namespace(&x, &t, 0), "team");
+  assert_string_equal(t.refs[1].name, "db");
+  assert_string_equal(cli_targets_namespace(&x, &t, 1), "default");
+  assert_string_equal(t.refs[2].kind->kind, "Namespace");
+  assert_string_equal(cli_targets_namespace(&x, &t, 2), "");
+  cli_targets_free(&t);
+  assert_null(t.refs);
+  unlink(path);
+
+  flag_string_list none = {0};
+  char a0[] = "deploy/web";
+  char *args[] = {a0};
+  assert_int_equal(cli_targets_read(&x, &none, args, 1, false, &t), 0);
+  assert_int_equal(t.nrefs, 1);
+  assert_null(t.objs);
+  assert_string_equal(t.refs[0].kind->kind, "Deployment");
+  assert_string_equal(cli_targets_namespace(&x, &t, 0), "default");
+  cli_targets_free(&t);
+
+  /* A missing file is an error; so is a kind without a name where one is needed. */
+  char missing[] = "/nonexistent/keel-targets.yaml";
+  const char *gone[] = {missing};
+  flag_string_list bad = {.items = gone, .count = 1};
+  assert_int_equal(cli_targets_read(&x, &bad, NULL, 0, true, &t), -1);
+  cli_targets_free(&t);
+  char b0[] = "pods";
+  char *kind_only[] = {b0};
+  assert_int_equal(cli_targets_read(&x, &none, kind_only, 1, false, &t), -1);
+  cli_targets_free(&t);
+  cli_destroy(&x);
+}
+
 static void test_timeouts_and_reasons(void **state) {
   (void)state;
   int64_t ms = -1;
@@ -173,6 +232,7 @@ int main(void) {
       cmocka_unit_test(test_short_flags),
       cmocka_unit_test(test_parse_flags_and_help),
       cmocka_unit_test(test_refs),
+      cmocka_unit_test(test_targets),
       cmocka_unit_test(test_timeouts_and_reasons),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

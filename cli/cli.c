@@ -74,14 +74,7 @@ const char *cli_status_reason(const client_status *st) {
   switch (st->code) {
     case GRPC_STATUS_NOT_FOUND: return "NotFound";
     case GRPC_STATUS_ALREADY_EXISTS: return "AlreadyExists";
-    /* Kubernetes' 409s read "Operation cannot be fulfilled on ..." or
-     * "Precondition failed: ..."; the rest of FAILED_PRECONDITION (a pod with
-     * no node for logs, exec into a finished pod) are its 400s. */
-    case GRPC_STATUS_FAILED_PRECONDITION:
-      return strncmp(st->message, "Operation cannot be fulfilled", 29) == 0 ||
-                     strncmp(st->message, "Precondition failed", 19) == 0
-                 ? "Conflict"
-                 : "BadRequest";
+    case GRPC_STATUS_FAILED_PRECONDITION: return api_message_is_conflict(st->message) ? "Conflict" : "BadRequest";
     case GRPC_STATUS_ABORTED: return "Conflict";
     case GRPC_STATUS_INVALID_ARGUMENT: return strstr(st->message, "is invalid") ? "Invalid" : "BadRequest";
     case GRPC_STATUS_PERMISSION_DENIED: return "Forbidden";
@@ -541,6 +534,36 @@ int cli_read_manifests(cli *x, const flag_string_list *files, manifest_object **
     *n += nmore;
   }
   return 0;
+}
+
+int cli_targets_read(cli *x, const flag_string_list *files, char **args, int nargs, bool allow_kind_only,
+                     cli_targets *t) {
+  memset(t, 0, sizeof(*t));
+  if (files->count == 0) return cli_parse_refs(x, args, nargs, allow_kind_only, &t->refs, &t->nrefs);
+  if (cli_read_manifests(x, files, &t->objs, &t->nobjs) < 0) return -1;
+  t->refs = calloc(t->nobjs ? t->nobjs : 1, sizeof(*t->refs));
+  if (!t->refs) return cli_error(x, "out of memory"), -1;
+  for (size_t i = 0; i < t->nobjs; i++) {
+    const Keel__Api__V1__ObjectMeta *m = api_object_meta(t->objs[i].kind, t->objs[i].msg);
+    t->refs[i] = (cli_ref){t->objs[i].kind, m && m->name ? m->name : ""};
+  }
+  t->nrefs = t->nobjs;
+  return 0;
+}
+
+const char *cli_targets_namespace(cli *x, const cli_targets *t, size_t i) {
+  const api_kind *k = t->refs[i].kind;
+  if (t->objs && k->namespaced) {
+    const Keel__Api__V1__ObjectMeta *m = api_object_meta(k, t->objs[i].msg);
+    if (m && m->namespace_ && *m->namespace_) return m->namespace_;
+  }
+  return cli_object_namespace(x, k);
+}
+
+void cli_targets_free(cli_targets *t) {
+  manifest_objects_free(t->objs, t->nobjs);
+  free(t->refs);
+  memset(t, 0, sizeof(*t));
 }
 
 int cli_parse_timeout(const char *text, int64_t *ms) {

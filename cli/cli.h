@@ -123,6 +123,25 @@ const char *cli_object_namespace(cli *x, const api_kind *k);
  * printing the error (which names the file and line). */
 int cli_read_manifests(cli *x, const flag_string_list *files, manifest_object **objs, size_t *n);
 
+/* The objects a command acts on: with -f files, one ref per manifest object
+ * (named by its metadata.name; objs keeps the decoded objects for their
+ * namespaces), otherwise kubectl's positional forms (cli_parse_refs). */
+typedef struct cli_targets {
+  cli_ref *refs; /* malloc'ed; names borrowed from argv or from objs */
+  size_t nrefs;
+  manifest_object *objs; /* from -f, else NULL; objs[i] is refs[i] */
+  size_t nobjs;
+} cli_targets;
+
+/* Fills *t (zeroed first). Returns 0, or -1 after printing the error; free
+ * with cli_targets_free either way. */
+int cli_targets_read(cli *x, const flag_string_list *files, char **args, int nargs, bool allow_kind_only,
+                     cli_targets *t);
+/* The namespace of refs[i]: its manifest's metadata.namespace when it has
+ * one (namespaced kinds), else cli_object_namespace. */
+const char *cli_targets_namespace(cli *x, const cli_targets *t, size_t i);
+void cli_targets_free(cli_targets *t);
+
 /* Reads `text` as kubectl's go-duration for --timeout ("30s", "2m", "1h30m",
  * "0" = none). -1 on error. */
 int cli_parse_timeout(const char *text, int64_t *ms);

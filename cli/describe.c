@@ -718,22 +718,8 @@ int cmd_describe(cli *x, int argc, char **argv) {
                       "Show an object's details and its events.", defs, CLI_FLAGS_CONNECT, argc, argv, &pos, &npos);
   if (prc) return prc < 0 ? 1 : 0;
   int rc = 0;
-  cli_ref *refs = NULL;
-  size_t nrefs = 0;
-  manifest_object *mobjs = NULL;
-  size_t nm = 0;
-  if (files.count > 0) {
-    if (cli_read_manifests(x, &files, &mobjs, &nm) < 0) {
-      rc = 1;
-      goto out;
-    }
-    refs = calloc(nm + 1, sizeof(*refs));
-    for (size_t i = 0; refs && i < nm; i++) {
-      const Keel__Api__V1__ObjectMeta *m = api_object_meta(mobjs[i].kind, mobjs[i].msg);
-      refs[i] = (cli_ref){mobjs[i].kind, m && m->name ? m->name : ""};
-    }
-    nrefs = refs ? nm : 0;
-  } else if (cli_parse_refs(x, pos, npos, true, &refs, &nrefs) < 0) {
+  cli_targets t = {0};
+  if (cli_targets_read(x, &files, pos, npos, true, &t) < 0) {
     rc = 1;
     goto out;
   }
@@ -744,17 +730,13 @@ int cmd_describe(cli *x, int argc, char **argv) {
   }
   bool first = true;
   client_call_options co = cli_call_opts(x, false);
-  for (size_t i = 0; i < nrefs; i++) {
-    const api_kind *k = refs[i].kind;
+  for (size_t i = 0; i < t.nrefs; i++) {
+    const api_kind *k = t.refs[i].kind;
     client_status st;
-    if (*refs[i].name) {
-      const char *ns = cli_object_namespace(x, k);
-      if (mobjs) {
-        const Keel__Api__V1__ObjectMeta *m = api_object_meta(k, mobjs[i].msg);
-        if (k->namespaced && m && m->namespace_ && *m->namespace_) ns = m->namespace_;
-      }
+    if (*t.refs[i].name) {
+      const char *ns = cli_targets_namespace(x, &t, i);
       ProtobufCMessage *obj = NULL;
-      if (client_get(c, k, ns, refs[i].name, NULL, &obj, &co, &st) < 0) {
+      if (client_get(c, k, ns, t.refs[i].name, NULL, &obj, &co, &st) < 0) {
         rc = cli_server_error(x, &st, NULL);
         continue;
       }
@@ -788,8 +770,7 @@ int cmd_describe(cli *x, int argc, char **argv) {
   }
   fflush(stdout);
 out:
-  manifest_objects_free(mobjs, nm);
-  free(refs);
+  cli_targets_free(&t);
   flags_free_positional(pos);
   cli_parse_done(defs);
   return rc;

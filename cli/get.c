@@ -252,10 +252,7 @@ int cmd_get(cli *x, int argc, char **argv) {
                       CLI_FLAGS_CONNECT, argc, argv, &pos, &npos);
   if (prc) return prc < 0 ? 1 : 0;
   int rc = 0;
-  cli_ref *refs = NULL;
-  size_t nrefs = 0;
-  manifest_object *mobjs = NULL;
-  size_t nm = 0;
+  cli_targets t = {0};
   results res = {0};
   tabwriter *tw = NULL;
   const char *o = go.output;
@@ -270,22 +267,8 @@ int cmd_get(cli *x, int argc, char **argv) {
       rc = cli_error(x, "give objects either with -f or as arguments, not both");
       goto out;
     }
-    if (cli_read_manifests(x, &go.files, &mobjs, &nm) < 0) {
-      rc = 1;
-      goto out;
-    }
-    refs = calloc(nm ? nm : 1, sizeof(*refs));
-    if (!refs) {
-      rc = cli_error(x, "out of memory");
-      goto out;
-    }
-    for (size_t i = 0; i < nm; i++) {
-      const Keel__Api__V1__ObjectMeta *m = api_object_meta(mobjs[i].kind, mobjs[i].msg);
-      refs[i].kind = mobjs[i].kind;
-      refs[i].name = m && m->name ? m->name : "";
-    }
-    nrefs = nm;
-  } else if (cli_parse_refs(x, pos, npos, true, &refs, &nrefs) < 0) {
+  }
+  if (cli_targets_read(x, &go.files, pos, npos, true, &t) < 0) {
     rc = 1;
     goto out;
   }
@@ -297,25 +280,25 @@ int cmd_get(cli *x, int argc, char **argv) {
   printer_opts po = {.wide = strcmp(o, "wide") == 0, .namespace_col = go.all_ns, .show_labels = go.show_labels,
                      .event_col = go.watch_events, .color = x->color_out, .now = time(NULL)};
   if (go.watch) {
-    if (nrefs != 1) {
+    if (t.nrefs != 1) {
       rc = cli_error(x, "you may only specify a single resource type (and at most one name) with -w");
       goto out;
     }
-    rc = run_watch(x, c, refs[0].kind, refs[0].name, &go, po);
+    rc = run_watch(x, c, t.refs[0].kind, t.refs[0].name, &go, po);
     goto out;
   }
   size_t nkinds = 0;
-  for (size_t i = 0; i < nrefs; i++) {
+  for (size_t i = 0; i < t.nrefs; i++) {
     bool seen = false;
-    for (size_t j = 0; j < i; j++) seen = seen || refs[j].kind == refs[i].kind;
+    for (size_t j = 0; j < i; j++) seen = seen || t.refs[j].kind == t.refs[i].kind;
     if (!seen) nkinds++;
   }
   bool any_kind_only = false, listed_any = false;
   client_call_options co = cli_call_opts(x, false);
-  for (size_t i = 0; i < nrefs; i++) {
-    const api_kind *k = refs[i].kind;
+  for (size_t i = 0; i < t.nrefs; i++) {
+    const api_kind *k = t.refs[i].kind;
     client_status st;
-    if (!*refs[i].name) {
+    if (!*t.refs[i].name) {
       any_kind_only = true;
       Keel__Api__V1__ListRequest lr = KEEL__API__V1__LIST_REQUEST__INIT;
       lr.namespace_ = (char *)(go.all_ns || !k->namespaced ? "" : cli_namespace(x));
@@ -339,13 +322,9 @@ int cmd_get(cli *x, int argc, char **argv) {
       for (size_t j = 0; j < n; j++) add_found(&res, k, items[j], false);
       if (n) listed_any = true;
     } else {
-      const char *ns = k->namespaced ? cli_namespace(x) : "";
-      if (mobjs && k->namespaced) {
-        const Keel__Api__V1__ObjectMeta *m = api_object_meta(k, mobjs[i].msg);
-        if (m && m->namespace_ && *m->namespace_) ns = m->namespace_;
-      }
+      const char *ns = cli_targets_namespace(x, &t, i);
       ProtobufCMessage *obj = NULL;
-      if (client_get(c, k, ns, refs[i].name, NULL, &obj, &co, &st) < 0) {
+      if (client_get(c, k, ns, t.refs[i].name, NULL, &obj, &co, &st) < 0) {
         if (!(go.ignore_not_found && client_is_not_found(&st))) rc = cli_server_error(x, &st, NULL);
         continue;
       }
@@ -359,17 +338,17 @@ int cmd_get(cli *x, int argc, char **argv) {
       goto out;
     }
     for (size_t i = 0; i < res.n; i++) objs[i] = res.items[i].obj;
-    bool single = !any_kind_only && nrefs == 1;
+    bool single = !any_kind_only && t.nrefs == 1;
     if (res.n > 0 || strcmp(o, "name") != 0) {
       if (!(single && res.n == 0) && cli_print_objects(x, objs, res.n, o, single)) rc = 1;
     } else if (any_kind_only && rc == 0) {
-      no_resources(x, refs[0].kind, go.all_ns);
+      no_resources(x, t.refs[0].kind, go.all_ns);
     }
     free(objs);
     goto out;
   }
   if (any_kind_only && !listed_any && res.n == 0 && rc == 0) {
-    no_resources(x, refs[0].kind, go.all_ns);
+    no_resources(x, t.refs[0].kind, go.all_ns);
     goto out;
   }
   po.with_kind = nkinds > 1;
@@ -391,8 +370,7 @@ int cmd_get(cli *x, int argc, char **argv) {
 out:
   tabwriter_free(tw);
   results_free(&res);
-  manifest_objects_free(mobjs, nm);
-  free(refs);
+  cli_targets_free(&t);
   flags_free_positional(pos);
   cli_parse_done(defs);
   return rc;

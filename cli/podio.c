@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -445,7 +446,29 @@ typedef struct exec_session {
   bool have_exit;
   int exit_code;
   int wake[2];     /* the stdin thread polls this to learn the stream ended */
+  int winch;       /* -t: readable after the terminal was resized (SIGWINCH); -1 = none */
 } exec_session;
+
+/* SIGWINCH -> a byte on this pipe, read by the stdin thread (a handler may
+ * only do async-signal-safe things). */
+static int g_winch_pipe[2] = {-1, -1};
+
+static void on_sigwinch(int sig) {
+  (void)sig;
+  int saved = errno;
+  if (write(g_winch_pipe[1], "w", 1) < 0) { /* full: a resize is pending anyway */
+  }
+  errno = saved;
+}
+
+/* The terminal's size as a resize message; false when stdout is no terminal. */
+static bool terminal_size(Keel__Api__V1__TerminalSize *size) {
+  struct winsize ws;
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || !ws.ws_col) return false;
+  size->width = ws.ws_col;
+  size->height = ws.ws_row;
+  return true;
+}
 
 static void exec_on_message(rpc_stream *s, const ProtobufCMessage *m, void *arg) {
   exec_session *x = arg;
@@ -503,12 +526,24 @@ static void *exec_stdin_thread(void *arg) {
   exec_session *x = arg;
   char buf[32 * 1024];
   for (;;) {
-    struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = x->wake[0], .events = POLLIN}};
-    if (poll(fds, 2, -1) < 0) {
+    struct pollfd fds[3] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                            {.fd = x->wake[0], .events = POLLIN},
+                            {.fd = x->winch, .events = POLLIN}}; /* fd -1 is skipped */
+    if (poll(fds, 3, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
     if (fds[1].revents) return NULL; /* the stream ended */
+    if (fds[2].revents) {
+      char drain[16];
+      if (read(x->winch, drain, sizeof drain) < 0) { /* nonblocking: EAGAIN when already drained */
+      }
+      Keel__Api__V1__TerminalSize size = KEEL__API__V1__TERMINAL_SIZE__INIT;
+      Keel__Api__V1__ExecRequest resize = KEEL__API__V1__EXEC_REQUEST__INIT;
+      resize.resize = &size;
+      if (terminal_size(&size) && !exec_send(x, &resize)) return NULL;
+      if (!fds[0].revents) continue;
+    }
     ssize_t r = read(STDIN_FILENO, buf, sizeof buf);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;
@@ -540,6 +575,7 @@ static int run_exec(cli *x, client *c, const Keel__Api__V1__Pod *p, const char *
   pthread_mutex_init(&s.mu, NULL);
   pthread_cond_init(&s.writable, NULL);
   s.can_write = true;
+  s.winch = -1;
   if (pipe2(s.wake, O_CLOEXEC) < 0) {
     stream_end_destroy(&s.end);
     return cli_error(x, "pipe: %s", strerror(errno));
@@ -549,6 +585,7 @@ static int run_exec(cli *x, client *c, const Keel__Api__V1__Pod *p, const char *
   keel_error err = {0};
   int rc = 0;
   struct termios saved;
+  struct sigaction old_winch;
   bool raw = false;
   s.s = client_stream_start(c, "/keel.api.v1.Pods/Exec", RPC_BIDI_STREAMING, NULL,
                             &keel__api__v1__exec_response__descriptor, &co, &cb, &s, &err);
@@ -570,14 +607,17 @@ static int run_exec(cli *x, client *c, const Keel__Api__V1__Pod *p, const char *
   bool feeding = false;
   if (exec_send(&s, &first)) {
     if (tty && use_stdin) raw = terminal_raw(&saved);
-    struct winsize ws;
-    if (tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col) {
-      Keel__Api__V1__TerminalSize size = KEEL__API__V1__TERMINAL_SIZE__INIT;
-      size.width = ws.ws_col;
-      size.height = ws.ws_row;
-      Keel__Api__V1__ExecRequest resize = KEEL__API__V1__EXEC_REQUEST__INIT;
-      resize.resize = &size;
+    Keel__Api__V1__TerminalSize size = KEEL__API__V1__TERMINAL_SIZE__INIT;
+    Keel__Api__V1__ExecRequest resize = KEEL__API__V1__EXEC_REQUEST__INIT;
+    resize.resize = &size;
+    if (tty && terminal_size(&size)) {
       exec_send(&s, &resize);
+      /* Later resizes follow the terminal (the stdin thread sends them). */
+      if (use_stdin && pipe2(g_winch_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+        struct sigaction sa = {.sa_handler = on_sigwinch, .sa_flags = SA_RESTART};
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGWINCH, &sa, &old_winch) == 0) s.winch = g_winch_pipe[0];
+      }
     }
     if (use_stdin) feeding = pthread_create(&feeder, NULL, exec_stdin_thread, &s) == 0;
     else rpc_stream_close_send(s.s); /* nothing to send: the agent sees stdin's end */
@@ -585,6 +625,12 @@ static int run_exec(cli *x, client *c, const Keel__Api__V1__Pod *p, const char *
   stream_end_wait(&s.end);
   if (feeding) pthread_join(feeder, NULL);
   if (raw) tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  if (s.winch >= 0) sigaction(SIGWINCH, &old_winch, NULL);
+  if (g_winch_pipe[0] >= 0) {
+    close(g_winch_pipe[0]);
+    close(g_winch_pipe[1]);
+    g_winch_pipe[0] = g_winch_pipe[1] = -1;
+  }
   rpc_stream_release(s.s);
   if (s.end.failed) {
     rc = cli_server_error(x, &s.end.first_error, NULL);

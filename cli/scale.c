@@ -27,10 +27,7 @@ int cmd_scale(cli *x, int argc, char **argv) {
                       &npos);
   if (prc) return prc < 0 ? 1 : 0;
   int rc = 0;
-  cli_ref *refs = NULL;
-  size_t nrefs = 0;
-  manifest_object *mobjs = NULL;
-  size_t nm = 0;
+  cli_targets t = {0};
   bool server_dry = strcmp(dry_run, "server") == 0;
   if (!server_dry && strcmp(dry_run, "none") != 0) {
     rc = cli_error(x, "invalid dry-run value (%s); must be \"none\" or \"server\"", dry_run);
@@ -44,18 +41,7 @@ int cmd_scale(cli *x, int argc, char **argv) {
     rc = cli_error(x, "--replicas %lld is too large", (long long)replicas);
     goto out;
   }
-  if (files.count > 0) {
-    if (cli_read_manifests(x, &files, &mobjs, &nm) < 0) {
-      rc = 1;
-      goto out;
-    }
-    refs = calloc(nm + 1, sizeof(*refs));
-    for (size_t i = 0; refs && i < nm; i++) {
-      const Keel__Api__V1__ObjectMeta *m = api_object_meta(mobjs[i].kind, mobjs[i].msg);
-      refs[i] = (cli_ref){mobjs[i].kind, m && m->name ? m->name : ""};
-    }
-    nrefs = refs ? nm : 0;
-  } else if (cli_parse_refs(x, pos, npos, false, &refs, &nrefs) < 0) {
+  if (cli_targets_read(x, &files, pos, npos, false, &t) < 0) {
     rc = 1;
     goto out;
   }
@@ -64,23 +50,19 @@ int cmd_scale(cli *x, int argc, char **argv) {
     rc = 1;
     goto out;
   }
-  for (size_t i = 0; i < nrefs; i++) {
-    const api_kind *k = refs[i].kind;
+  for (size_t i = 0; i < t.nrefs; i++) {
+    const api_kind *k = t.refs[i].kind;
     char ref[128];
     printers_kind_ref(k, ref, sizeof(ref));
     if (!(k->subresources & API_SUB_SCALE)) {
       rc = cli_error(x, "cannot scale %s: no scale subresource (deployments and replicasets have one)", k->resource);
       continue;
     }
-    const char *ns = cli_object_namespace(x, k);
-    if (mobjs) {
-      const Keel__Api__V1__ObjectMeta *m = api_object_meta(k, mobjs[i].msg);
-      if (m && m->namespace_ && *m->namespace_) ns = m->namespace_;
-    }
+    const char *ns = cli_targets_namespace(x, &t, i);
     Keel__Api__V1__Scale *sc = NULL;
     client_status st;
     client_call_options co = cli_call_opts(x, false);
-    if (client_get_scale(c, k, ns, refs[i].name, &sc, &co, &st) < 0) {
+    if (client_get_scale(c, k, ns, t.refs[i].name, &sc, &co, &st) < 0) {
       rc = cli_server_error(x, &st, NULL);
       continue;
     }
@@ -105,15 +87,14 @@ int cmd_scale(cli *x, int argc, char **argv) {
     if (client_update_scale(c, k, sc, &out, &wo, &st) < 0) {
       rc = cli_server_error(x, &st, NULL);
     } else {
-      printf("%s/%s scaled%s\n", ref, refs[i].name, server_dry ? " (server dry run)" : "");
+      printf("%s/%s scaled%s\n", ref, t.refs[i].name, server_dry ? " (server dry run)" : "");
       fflush(stdout);
       protobuf_c_message_free_unpacked(&out->base, NULL);
     }
     protobuf_c_message_free_unpacked(&sc->base, NULL);
   }
 out:
-  manifest_objects_free(mobjs, nm);
-  free(refs);
+  cli_targets_free(&t);
   flags_free_positional(pos);
   cli_parse_done(defs);
   return rc;

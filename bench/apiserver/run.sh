@@ -68,21 +68,13 @@ ETCDCTL=${ETCDCTL:-/usr/bin/etcdctl}
 BAZEL=${BAZEL:-bazel}
 PY=/usr/bin/python3
 export ETCDCTL_API=3
-
-log() { printf '[bench/apiserver] %s\n' "$*" >&2; }
+BENCH_NAME=apiserver
+BENCH_QUIET_IRQ=1 # interrupt time counts as busy (the apiserver's loopback traffic)
+# shellcheck source=bench/lib/bench.sh
+. bench/lib/bench.sh # log, TMP, PID (etcd, keel, api-etcd, api-keel), PROBLEMS, the store daemons, kv
 
 # ---------------------------------------------------------------- build
-TMP=$(mktemp -d /tmp/keel-bench-apiserver.XXXXXX)
-declare -A PID STORE_URL TARGET # by daemon name: etcd, keel, api-etcd, api-keel
-cleanup() {
-  local n
-  for n in "${!PID[@]}"; do
-    if kill -0 "${PID[$n]}" 2>/dev/null; then kill -KILL "${PID[$n]}" 2>/dev/null || true; fi
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+declare -A STORE_URL TARGET # by stack: etcd, keel
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
   log "building (-c opt) //bench/apiserver:load //services/apiserver:keel-apiserver //services/store:keel-store"
@@ -92,12 +84,10 @@ fi
 # any other Bazel command running in this workspace.
 BIN=${BIN:-$ROOT/bazel-out/k8-opt/bin}
 # Private copies: other builds in this tree cannot swap them mid-run.
-cp "$BIN/bench/apiserver/load" "$TMP/load"
-cp "$BIN/services/apiserver/keel-apiserver" "$TMP/keel-apiserver"
-LOAD=$TMP/load
-API=$TMP/keel-apiserver
+LOAD=$(bench_copy "$BIN/bench/apiserver/load")
+API=$(bench_copy "$BIN/services/apiserver/keel-apiserver")
 have_keel=0
-if [ -x "$BIN/services/store/keel-store" ]; then cp "$BIN/services/store/keel-store" "$TMP/keel-store" && have_keel=1; fi
+if [ -x "$BIN/services/store/keel-store" ]; then bench_copy "$BIN/services/store/keel-store" >/dev/null && have_keel=1; fi
 KEEL=$TMP/keel-store
 list=""
 for n in $SERVERS; do
@@ -113,60 +103,16 @@ list=${list# }
 sum12() { sha256sum "$1" | cut -c1-12; }
 describe() {
   case $1 in
-    etcd) "$ETCD" --version 2>/dev/null | sed -n 's/^etcd Version: /etcd /p' ;;
+    etcd) bench_etcd_version ;;
     keel) echo "keel-store (this tree, binary sha256 $(sum12 "$KEEL"))" ;;
     api) echo "keel-apiserver (this tree, binary sha256 $(sum12 "$API"))" ;;
   esac
 }
 
 # ---------------------------------------------------------------- daemons
-free_ports() { # free_ports N: N free loopback ports (bound to 0 and released)
-  "$PY" -c 'import socket,sys
-s=[socket.socket() for _ in range(int(sys.argv[1]))]
-for x in s: x.bind(("127.0.0.1",0))
-print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
-}
-
-PROBLEMS=""
-problem() { PROBLEMS="${PROBLEMS}  $*
-"; }
-
 start_store() { # start_store NAME: sets PID[NAME], STORE_URL[NAME] (as bench/store)
-  local n=$1 dir=$TMP/$1 i
-  mkdir -p "$dir"
-  case $n in
-    etcd)
-      local cp pp
-      read -r cp pp < <(free_ports 2)
-      "$ETCD" --name=bench --data-dir="$dir/data" \
-        --listen-client-urls="http://127.0.0.1:$cp" --advertise-client-urls="http://127.0.0.1:$cp" \
-        --listen-peer-urls="http://127.0.0.1:$pp" --initial-advertise-peer-urls="http://127.0.0.1:$pp" \
-        --initial-cluster="bench=http://127.0.0.1:$pp" >"$dir/log" 2>&1 &
-      PID[$n]=$!
-      STORE_URL[$n]=http://127.0.0.1:$cp
-      for i in $(seq 100); do
-        "$ETCDCTL" --endpoints="127.0.0.1:$cp" --dial-timeout=1s endpoint health >/dev/null 2>&1 && return 0
-        kill -0 "${PID[$n]}" 2>/dev/null || break
-        sleep 0.1
-      done
-      ;;
-    keel)
-      "$KEEL" --name=bench --data-dir="$dir/data" --listen-client-urls=http://127.0.0.1:0 \
-        --ready-file="$dir/ready" >"$dir/log" 2>&1 &
-      PID[$n]=$!
-      for i in $(seq 200); do
-        if [ -s "$dir/ready" ]; then
-          STORE_URL[$n]=$(sed -n 's/^client-url=//p' "$dir/ready")
-          [ -n "${STORE_URL[$n]}" ] && return 0
-        fi
-        kill -0 "${PID[$n]}" 2>/dev/null || break
-        sleep 0.05
-      done
-      ;;
-  esac
-  log "$n did not become ready; its log:"
-  tail -n 20 "$dir/log" >&2
-  return 1
+  bench_start_store "$1" "$TMP/$1" || return 1
+  STORE_URL[$1]=$BENCH_URL
 }
 
 start_api() { # start_api STORE: keel-apiserver on that store; sets PID[api-STORE], TARGET[STORE]
@@ -190,40 +136,8 @@ start_api() { # start_api STORE: keel-apiserver on that store; sets PID[api-STOR
 }
 
 stop_daemon() { # stop_daemon NAME: SIGTERM by pid, SIGKILL after 10 s
-  local n=$1 pid=${PID[$1]:-} rc=0 t0=$SECONDS
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  if kill -0 "$pid" 2>/dev/null; then
-    problem "$n: ignored SIGTERM for 10 s, killed"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || rc=$?
-  # etcd re-raises SIGTERM after its own shutdown (status 143); keel daemons exit 0.
-  if [ "$rc" != 0 ] && { [ "$n" != etcd ] || [ "$rc" != 143 ]; }; then
-    problem "$n: exit status $rc after SIGTERM; last log lines:
-$(tail -n 5 "$TMP/$n/log" | sed 's/^/    /')"
-  fi
-  unset "PID[$n]"
-  log "$n stopped (status $rc, $((SECONDS - t0)) s)"
+  bench_stop_daemon "$1" "$1" "$TMP/$1/log" 5
 }
-
-busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8; exit}' /proc/stat; }
-wait_quiet() { # until others use < QUIET_PCT% of one core over 0.5 s, or QUIET_WAIT s
-  local start=$SECONDS a b pct
-  while :; do
-    a=$(busy_ticks); sleep 0.5; b=$(busy_ticks)
-    pct=$(( (b - a) * 100 * 2 / $(getconf CLK_TCK) ))
-    [ "$pct" -lt "$QUIET_PCT" ] && return 0
-    if [ $((SECONDS - start)) -ge "$QUIET_WAIT" ]; then
-      log "machine busy (~${pct}% of a core in use); measuring anyway"
-      return 0
-    fi
-  done
-}
-
-kv() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$1"; }
-rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---------------------------------------------------------------- points
 SEL_COUNT=$(( (PODS + 6) / 10 )) # pods with index % 10 == 3 among 0..PODS-1
@@ -267,7 +181,7 @@ for n in $list; do
   log "$n at ${STORE_URL[$n]}, keel-apiserver on it at ${TARGET[$n]}"
 done
 declare -A R DEAD M # R[point,stack] = best load output; DEAD[stack] = why it stopped; M[key,stack]
-for n in $list; do M[rss_idle,$n]=$(rss_kib "${PID[api-$n]}"); done
+for n in $list; do M[rss_idle,$n]=$(bench_rss_kib "${PID[api-$n]}"); done
 order=$list
 for round in $(seq "$REPEAT"); do
   for p in $points; do
@@ -278,18 +192,18 @@ for round in $(seq "$REPEAT"); do
         if ! kill -0 "${PID[$d]}" 2>/dev/null; then
           DEAD[$n]="$d died before $p (round $round)"
           wait "${PID[$d]}" 2>/dev/null && rc=0 || rc=$?
-          problem "$d died (exit status $rc) before $p, round $round; last log lines:
+          bench_problem "$d died (exit status $rc) before $p, round $round; last log lines:
 $(tail -n 15 "$TMP/$d/log" | sed 's/^/    /')"
           unset "PID[$d]"
         fi
       done
       [ -n "${DEAD[$n]:-}" ] && continue
-      wait_quiet
+      bench_wait_quiet
       args=$(load_args "$p" "$round" "$n")
       # shellcheck disable=SC2086
       out=$("$LOAD" $args 2>"$TMP/load.err") || {
         log "$n $p: load reported errors: $(tr '\n' ' ' <"$TMP/load.err")"
-        problem "$n $p (round $round): $(tr '\n' ' ' <"$TMP/load.err")"
+        bench_problem "$n $p (round $round): $(tr '\n' ' ' <"$TMP/load.err")"
       }
       # Watch streams the apiserver refused while they were set up (the load
       # client opens them again): keep the first status, for the notes.
@@ -298,13 +212,13 @@ $(tail -n 15 "$TMP/$d/log" | sed 's/^/    /')"
       fi
       log "$n $p: $out"
       if [ -n "$out" ] && better "$p" "$out" "${R[$p,$n]:-}"; then R[$p,$n]=$out; fi
-      [ "$p" = create ] && [ "$round" = 1 ] && M[rss_fill,$n]=$(rss_kib "${PID[api-$n]}")
+      [ "$p" = create ] && [ "$round" = 1 ] && M[rss_fill,$n]=$(bench_rss_kib "${PID[api-$n]}")
     done
     order=$(tr ' ' '\n' <<<"$order" | tac | tr '\n' ' ') # alternate who goes first
   done
 done
 for n in $list; do
-  M[rss_end,$n]=$(rss_kib "${PID[api-$n]:-0}")
+  M[rss_end,$n]=$(bench_rss_kib "${PID[api-$n]:-0}")
   stop_daemon "api-$n"
   stop_daemon "$n"
 done

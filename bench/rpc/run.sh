@@ -33,8 +33,9 @@ TASKSET_SERVER=${TASKSET_SERVER:-}
 TASKSET_CLIENT=${TASKSET_CLIENT:-}
 BAZEL=${BAZEL:-bazel}
 PY=/usr/bin/python3 # the interpreter with grpc (PLATFORM.md)
-
-log() { printf '[bench/rpc] %s\n' "$*" >&2; }
+BENCH_NAME=rpc
+# shellcheck source=bench/lib/bench.sh
+. bench/lib/bench.sh # log, TMP, PID, bench_stop_pid, bench_wait_quiet, kv
 
 # ---------------------------------------------------------------- build
 have_keel=0
@@ -59,15 +60,6 @@ FLOOR=$BIN/bench/rpc/floor_server
 KEEL=$BIN/services/echo/keel-echo
 [ -x "$LOAD" ] && [ -x "$FLOOR" ] || { log "missing $LOAD or $FLOOR"; exit 1; }
 if [ $have_keel = 1 ] && [ ! -x "$KEEL" ]; then have_keel=0; log "no $KEEL: keel rounds skipped"; fi
-
-TMP=$(mktemp -d /tmp/keel-bench-rpc.XXXXXX)
-SPID=""
-cleanup() {
-  if [ -n "$SPID" ] && kill -0 "$SPID" 2>/dev/null; then kill -KILL "$SPID" 2>/dev/null || true; fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 pin() { # pin CPULIST CMD...: taskset when CPULIST is set
   local cpus=$1; shift
@@ -98,15 +90,15 @@ describe() {
   esac
 }
 
-start_server() { # start_server NAME: sets SPID and TARGET
+start_server() { # start_server NAME: sets PID[server] and TARGET
   rm -f "$TMP/ready"
   # shellcheck disable=SC2046 # word splitting of the command is intended
   $(server_cmd "$1") >"$TMP/$1.log" 2>&1 &
-  SPID=$!
+  PID[server]=$!
   local i
   for i in $(seq 200); do
     [ -s "$TMP/ready" ] && break
-    kill -0 "$SPID" 2>/dev/null || { log "$1 exited early:"; cat "$TMP/$1.log" >&2; SPID=""; return 1; }
+    kill -0 "${PID[server]}" 2>/dev/null || { log "$1 exited early:"; cat "$TMP/$1.log" >&2; unset "PID[server]"; return 1; }
     sleep 0.05
   done
   TARGET=$(sed -n 's/^grpc=//p' "$TMP/ready")
@@ -114,52 +106,30 @@ start_server() { # start_server NAME: sets SPID and TARGET
 }
 
 stop_server() { # SIGTERM by pid; SIGKILL if it does not exit within 5 s
-  local i
-  kill -TERM "$SPID" 2>/dev/null || true
-  for i in $(seq 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.05; done
-  if kill -0 "$SPID" 2>/dev/null; then
-    log "pid $SPID ignored SIGTERM for 5 s: SIGKILL"
-    kill -KILL "$SPID" 2>/dev/null || true
-  fi
-  local rc=0
-  wait "$SPID" 2>/dev/null || rc=$?
+  bench_stop_pid "${PID[server]}" 5
+  [ "$BENCH_KILLED" = 0 ] || log "pid ${PID[server]} ignored SIGTERM for 5 s: SIGKILL"
+  local rc=$BENCH_RC
   if [ "$rc" != 0 ]; then
     CRASHES="${CRASHES}  $1 (round $rep): exit status $rc after SIGTERM; last log lines:
 $(tail -n 3 "$TMP/$1.log" | sed 's/^/    /')
 "
     log "$1 exited with status $rc after SIGTERM"
   fi
-  SPID=""
+  unset "PID[server]"
 }
 CRASHES=""
-
-busy_ticks() { awk '/^cpu /{print $2+$3+$4; exit}' /proc/stat; }
-wait_quiet() { # until others use < QUIET_PCT% of one core over 0.5 s, or QUIET_WAIT s
-  local start=$SECONDS a b pct
-  while :; do
-    a=$(busy_ticks); sleep 0.5; b=$(busy_ticks)
-    pct=$(( (b - a) * 100 * 2 / $(getconf CLK_TCK) ))
-    [ "$pct" -lt "$QUIET_PCT" ] && return 0
-    if [ $((SECONDS - start)) -ge "$QUIET_WAIT" ]; then
-      log "machine busy (others ~${pct}% of a core); measuring anyway"
-      return 0
-    fi
-  done
-}
-
-kv() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 load_cmd() { # load_cmd MODE
   local extra
   if [ "$1" = unary ]; then extra="--inflight=$INFLIGHT"; else extra="--streams=$STREAMS"; fi
   pin "$TASKSET_CLIENT" "$LOAD" --target="$TARGET" --mode="$1" $extra --duration="$DURATION" \
-    --warmup="$WARMUP" --payload="$PAYLOAD" --threads="$CLIENT_THREADS" --server-pid="$SPID"
+    --warmup="$WARMUP" --payload="$PAYLOAD" --threads="$CLIENT_THREADS" --server-pid="${PID[server]}"
 }
 
 declare -A U S # best unary / stream result line per server
 run_round() { # run_round NAME
   local name=$1 u s
-  wait_quiet
+  bench_wait_quiet
   start_server "$name" || return 1
   u=""
   if [ "$name" != floor-hint ]; then # the hint only changes streams

@@ -31,6 +31,10 @@
 #   SERVERS="etcd keel" QUIET_PCT=30 QUIET_WAIT=1 ETCD=/usr/bin/etcd
 #   ETCDCTL=/usr/bin/etcdctl BAZEL=bazel, NO_BUILD=1 to reuse the last build,
 #   BIN=bazel-out/k8-opt/bin (where the binaries are taken from).
+#   PHASES="1 2" (PHASES=2: only memory, check perf and the fill ranges; with
+#   CHECK_PERF= it takes about 1 minute). FILL_RANGE=1: after the settle,
+#   range points (16 clients) over keys the fill wrote (one key, 100 keys of
+#   FILL_VALUE bytes): in keel-store those values are read from its snapshot.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -53,6 +57,8 @@ SETTLE=${SETTLE:-5}
 CHECK_PERF=${CHECK_PERF-s}
 REPEAT=${REPEAT:-2}
 SERVERS=${SERVERS:-"etcd keel"}
+PHASES=${PHASES:-"1 2"}
+FILL_RANGE=${FILL_RANGE:-1}
 QUIET_PCT=${QUIET_PCT:-30}
 QUIET_WAIT=${QUIET_WAIT:-1}
 ETCD=${ETCD:-/usr/bin/etcd}
@@ -60,21 +66,12 @@ ETCDCTL=${ETCDCTL:-/usr/bin/etcdctl}
 BAZEL=${BAZEL:-bazel}
 PY=/usr/bin/python3
 export ETCDCTL_API=3
-
-log() { printf '[bench/store] %s\n' "$*" >&2; }
+BENCH_NAME=store
+# shellcheck source=bench/lib/bench.sh
+. bench/lib/bench.sh # log, TMP, PID, PROBLEMS, the store daemons, bench_wait_quiet, kv
 
 # ---------------------------------------------------------------- build
-TMP=$(mktemp -d /tmp/keel-bench-store.XXXXXX)
-declare -A PID TARGET # running servers by name
-cleanup() {
-  local n
-  for n in "${!PID[@]}"; do
-    if kill -0 "${PID[$n]}" 2>/dev/null; then kill -KILL "${PID[$n]}" 2>/dev/null || true; fi
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+declare -A TARGET # gRPC endpoints of the running servers by name
 
 have_keel=0
 if [ "${NO_BUILD:-0}" != 1 ]; then
@@ -91,10 +88,9 @@ fi
 # any other Bazel command running in this workspace.
 BIN=${BIN:-$ROOT/bazel-out/k8-opt/bin}
 # Private copies: other builds in this tree cannot swap them mid-run.
-cp "$BIN/bench/store/load" "$TMP/load"
-LOAD=$TMP/load
+LOAD=$(bench_copy "$BIN/bench/store/load")
 if [ $have_keel = 1 ] && [ -x "$BIN/services/store/keel-store" ]; then
-  cp "$BIN/services/store/keel-store" "$TMP/keel-store"
+  bench_copy "$BIN/services/store/keel-store" >/dev/null
 else
   have_keel=0
 fi
@@ -112,96 +108,20 @@ list=${list# }
 
 describe() {
   case $1 in
-    etcd) "$ETCD" --version 2>/dev/null | sed -n 's/^etcd Version: /etcd /p' ;;
+    etcd) bench_etcd_version ;;
     keel) echo "keel-store $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- services/store common 2>/dev/null || echo '+changes')" ;;
   esac
 }
 
 # ---------------------------------------------------------------- servers
-free_ports() { # free_ports N: N free loopback ports (bound to 0 and released)
-  "$PY" -c 'import socket,sys
-s=[socket.socket() for _ in range(int(sys.argv[1]))]
-for x in s: x.bind(("127.0.0.1",0))
-print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
-}
-
 start_server() { # start_server NAME TAG: sets PID[NAME], TARGET[NAME]
-  local n=$1 dir=$TMP/$1-$2 i
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  case $n in
-    etcd)
-      local cp pp
-      read -r cp pp < <(free_ports 2)
-      "$ETCD" --name=bench --data-dir="$dir/data" \
-        --listen-client-urls="http://127.0.0.1:$cp" --advertise-client-urls="http://127.0.0.1:$cp" \
-        --listen-peer-urls="http://127.0.0.1:$pp" --initial-advertise-peer-urls="http://127.0.0.1:$pp" \
-        --initial-cluster="bench=http://127.0.0.1:$pp" >"$dir/log" 2>&1 &
-      PID[$n]=$!
-      TARGET[$n]=127.0.0.1:$cp
-      for i in $(seq 100); do
-        "$ETCDCTL" --endpoints="${TARGET[$n]}" --dial-timeout=1s endpoint health >/dev/null 2>&1 && return 0
-        kill -0 "${PID[$n]}" 2>/dev/null || break
-        sleep 0.1
-      done
-      ;;
-    keel)
-      "$KEEL" --name=bench --data-dir="$dir/data" --listen-client-urls=http://127.0.0.1:0 \
-        --ready-file="$dir/ready" >"$dir/log" 2>&1 &
-      PID[$n]=$!
-      for i in $(seq 200); do
-        if [ -s "$dir/ready" ]; then
-          TARGET[$n]=$(sed -n 's/^grpc=//p' "$dir/ready")
-          [ -n "${TARGET[$n]}" ] && return 0
-        fi
-        kill -0 "${PID[$n]}" 2>/dev/null || break
-        sleep 0.05
-      done
-      ;;
-  esac
-  log "$n did not become ready; its log:"
-  tail -n 20 "$dir/log" >&2
-  return 1
+  bench_start_store "$1" "$TMP/$1-$2" || return 1
+  TARGET[$1]=$BENCH_GRPC
 }
 
-PROBLEMS=""
 stop_server() { # stop_server NAME TAG: SIGTERM by pid, SIGKILL after 10 s
-  local n=$1 pid=${PID[$1]} rc=0 t0=$SECONDS
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-  if kill -0 "$pid" 2>/dev/null; then
-    PROBLEMS="${PROBLEMS}  $n ($2): ignored SIGTERM for 10 s, killed
-"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || rc=$?
-  # etcd re-raises SIGTERM after its own shutdown (status 143); keel exits 0.
-  if { [ "$n" = keel ] && [ "$rc" != 0 ]; } || { [ "$n" = etcd ] && [ "$rc" != 0 ] && [ "$rc" != 143 ]; }; then
-    PROBLEMS="${PROBLEMS}  $n ($2): exit status $rc after SIGTERM; last log lines:
-$(tail -n 3 "$TMP/$n-$2/log" | sed 's/^/    /')
-"
-  fi
-  unset "PID[$n]"
-  log "$n ($2) stopped (status $rc, $((SECONDS - t0)) s)"
+  bench_stop_daemon "$1" "$1 ($2)" "$TMP/$1-$2/log" 3
 }
-
-rss_kib() { awk -v k="${2:-VmRSS}:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-
-busy_ticks() { awk '/^cpu /{print $2+$3+$4; exit}' /proc/stat; }
-wait_quiet() { # until others use < QUIET_PCT% of one core over 0.5 s, or QUIET_WAIT s
-  local start=$SECONDS a b pct
-  while :; do
-    a=$(busy_ticks); sleep 0.5; b=$(busy_ticks)
-    pct=$(( (b - a) * 100 * 2 / $(getconf CLK_TCK) ))
-    [ "$pct" -lt "$QUIET_PCT" ] && return 0
-    if [ $((SECONDS - start)) -ge "$QUIET_WAIT" ]; then
-      log "machine busy (others ~${pct}% of a core); measuring anyway"
-      return 0
-    fi
-  done
-}
-
-kv() { sed -n "s/.*\b$2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 # ---------------------------------------------------------------- phase 1
 declare -A R # R[point,server] = best load output line
@@ -245,7 +165,10 @@ PYEOF
 }
 
 started=$SECONDS
-wait_quiet
+declare -A M # M[key,server]
+FSYNC=""
+if grep -qw 1 <<<"$PHASES"; then
+bench_wait_quiet
 FSYNC=$(fsync_floor)
 log "fsync floor (256-byte append + fdatasync, one thread): $FSYNC"
 log "servers: $list; phase 1 points:$points; $REPEAT round(s), ${WARMUP}s warmup + ${DURATION}s per point"
@@ -256,12 +179,11 @@ for _ in $(seq "$REPEAT"); do
   for p in $points; do
     for n in $order; do
       case $p in watch*) if grep -qw "$n" <<<"$WATCH_OFF"; then continue; fi ;; esac
-      wait_quiet
+      bench_wait_quiet
       # shellcheck disable=SC2046
       out=$("$LOAD" --target="${TARGET[$n]}" --server-pid="${PID[$n]}" --prefix=/bench/ $(load_args "$p") 2>"$TMP/load.err") ||
         { log "$n $p: load reported errors: $(tr '\n' ' ' <"$TMP/load.err")"
-          PROBLEMS="${PROBLEMS}  $n $p: $(tr '\n' ' ' <"$TMP/load.err")
-"; }
+          bench_problem "$n $p: $(tr '\n' ' ' <"$TMP/load.err")"; }
       log "$n $p: $out"
       if [ "$(kv "$out" served)" = 0 ]; then WATCH_OFF="$WATCH_OFF $n"; fi
       if [ -n "$out" ] && better "$p" "$out" "${R[$p,$n]:-}"; then R[$p,$n]=$out; fi
@@ -270,31 +192,43 @@ for _ in $(seq "$REPEAT"); do
   done
 done
 for n in $list; do stop_server "$n" perf; done
+fi
 
 # ---------------------------------------------------------------- phase 2
-declare -A M # M[key,server]
 for n in $list; do
+  grep -qw 2 <<<"$PHASES" || break
   log "$n: memory (fill $FILL_KEYS keys of $FILL_VALUE B) and etcdctl check perf"
   start_server "$n" mem || exit 1
   pid=${PID[$n]}
   sleep 1
-  M[idle,$n]=$(rss_kib "$pid")
-  wait_quiet
+  M[idle,$n]=$(bench_rss_kib "$pid")
+  bench_wait_quiet
   out=$("$LOAD" --target="${TARGET[$n]}" --server-pid="$pid" --mode=fill --keys="$FILL_KEYS" \
     --value-size="$FILL_VALUE" --clients="$FILL_CLIENTS" --channels="$CHANNELS" 2>"$TMP/load.err") ||
     { log "$n fill: $(tr '\n' ' ' <"$TMP/load.err")"
-      PROBLEMS="${PROBLEMS}  $n fill: $(tr '\n' ' ' <"$TMP/load.err")
-"; }
+      bench_problem "$n fill: $(tr '\n' ' ' <"$TMP/load.err")"; }
   log "$n fill: $out"
   M[fill,$n]=$out
-  M[rss0,$n]=$(rss_kib "$pid")
+  M[rss0,$n]=$(bench_rss_kib "$pid")
   sleep "$SETTLE"
-  M[rss,$n]=$(rss_kib "$pid")
-  M[anon,$n]=$(rss_kib "$pid" RssAnon)
-  M[file,$n]=$(rss_kib "$pid" RssFile)
+  M[rss,$n]=$(bench_rss_kib "$pid")
+  M[anon,$n]=$(bench_rss_kib "$pid" RssAnon)
+  M[file,$n]=$(bench_rss_kib "$pid" RssFile)
   M[disk,$n]=$(du -sk "$TMP/$n-mem/data" | cut -f1)
+  if [ "$FILL_RANGE" = 1 ] && [ "$FILL_KEYS" -ge 50100 ]; then
+    for k in key prefix; do
+      bench_wait_quiet
+      out=$("$LOAD" --target="${TARGET[$n]}" --server-pid="$pid" --mode=range --range=$k --range-over=fill \
+        --clients="$RANGE_CLIENTS" --duration="$DURATION" --warmup="$WARMUP" 2>"$TMP/load.err") ||
+        { log "$n fill range $k: $(tr '\n' ' ' <"$TMP/load.err")"
+          bench_problem "$n fill range $k: $(tr '\n' ' ' <"$TMP/load.err")"; }
+      log "$n fill range $k: $out"
+      M[fr$k,$n]=$out
+    done
+    M[rss_fr,$n]=$(bench_rss_kib "$pid")
+  fi
   if [ -n "$CHECK_PERF" ]; then
-    wait_quiet
+    bench_wait_quiet
     rc=0
     "$ETCDCTL" --endpoints="${TARGET[$n]}" check perf --load="$CHECK_PERF" >"$TMP/$n-checkperf.out" 2>&1 || rc=$?
     tr '\r' '\n' <"$TMP/$n-checkperf.out" | grep -E 'PASS|FAIL|Slowest|Stddev|Error|error' >"$TMP/$n-checkperf.txt" || true
@@ -305,7 +239,7 @@ for n in $list; do
     M[cp_std,$n]=$(sed -n 's/.*Stddev[^0-9]*\([0-9.]*\)s.*/\1/p' "$TMP/$n-checkperf.txt" | head -1)
     M[cp_verdict,$n]=$(grep -xE 'PASS|FAIL' "$TMP/$n-checkperf.txt" | tail -1 || true)
     [ -n "${M[cp_verdict,$n]}" ] || M[cp_verdict,$n]="error (exit $rc): $(grep -iE 'error' "$TMP/$n-checkperf.txt" | head -1)"
-    M[rss_cp,$n]=$(rss_kib "$pid")
+    M[rss_cp,$n]=$(bench_rss_kib "$pid")
   fi
   stop_server "$n" mem
 done
@@ -328,10 +262,11 @@ echo
 echo "bench/store — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), load client and servers on the same machine"
 for n in $list; do echo "  $n = $(describe "$n")"; done
 echo "durability: both fsync every acknowledged write (etcd: WAL fdatasync per raft batch; keel-store: group-committed WAL fdatasync)"
-echo "fsync floor on this filesystem (append 256 B + fdatasync, 1 thread): $(kv "$FSYNC" rate)/s, p50 $(ms "$(kv "$FSYNC" p50_us)") ms, p99 $(ms "$(kv "$FSYNC" p99_us)") ms"
-echo "phase 1 points interleaved between the servers; best of $REPEAT round(s) of ${DURATION}s after ${WARMUP}s warmup; other% = CPU used by unrelated processes meanwhile (100 = one core)"
+[ -n "$FSYNC" ] && echo "fsync floor on this filesystem (append 256 B + fdatasync, 1 thread): $(kv "$FSYNC" rate)/s, p50 $(ms "$(kv "$FSYNC" p50_us)") ms, p99 $(ms "$(kv "$FSYNC" p99_us)") ms"
+grep -qw 1 <<<"$PHASES" && echo "phase 1 points interleaved between the servers; best of $REPEAT round(s) of ${DURATION}s after ${WARMUP}s warmup; other% = CPU used by unrelated processes meanwhile (100 = one core)"
 echo
 row "" "etcd" "keel-store" "keel/etcd" ""
+if grep -qw 1 <<<"$PHASES"; then
 for c in $CLIENTS; do
   p=put$c
   row "put, $c client(s): ops/s" "$(val $p $E rate)" "$(val $p $K rate)" "$(ratio "$(val $p $K rate)" "$(val $p $E rate)")" \
@@ -364,6 +299,7 @@ for r in $WATCH_RATES; do
   row "  server CPU us/event" "$(val "$p" $E srv_us_per_op)" "$(val "$p" $K srv_us_per_op)" "$(ratio "$(val "$p" $K srv_us_per_op)" "$(val "$p" $E srv_us_per_op)")" \
     "other% $(val "$p" $E other_cpu_pct)/$(val "$p" $K other_cpu_pct)"
 done
+fi
 row "RSS idle (fresh)" "$(mib "${M[idle,$E]:-}")" "$(mib "${M[idle,$K]:-}")" "$(ratio "${M[idle,$K]:-}" "${M[idle,$E]:-}")" ""
 row "fill $FILL_KEYS x $FILL_VALUE B: puts/s" "$(kv "${M[fill,$E]:-}" rate)" "$(kv "${M[fill,$K]:-}" rate)" \
   "$(ratio "$(kv "${M[fill,$K]:-}" rate)" "$(kv "${M[fill,$E]:-}" rate)")" "$FILL_CLIENTS clients"
@@ -372,6 +308,18 @@ row "RSS ${SETTLE}s after fill (VmRSS)" "$(mib "${M[rss,$E]:-}")" "$(mib "${M[rs
   "$(goal "${M[rss,$K]:-}" "${M[rss,$E]:-}" "<=" 0.25)"
 row "  of which anon / file" "$(mib "${M[anon,$E]:-}") / $(mib "${M[file,$E]:-}")" "$(mib "${M[anon,$K]:-}") / $(mib "${M[file,$K]:-}")" "" ""
 row "data dir on disk" "$(mib "${M[disk,$E]:-}")" "$(mib "${M[disk,$K]:-}")" "$(ratio "${M[disk,$K]:-}" "${M[disk,$E]:-}")" ""
+if [ "$FILL_RANGE" = 1 ] && [ -n "${M[frkey,$E]:-}${M[frkey,$K]:-}" ]; then
+  for k in key prefix; do
+    label="range over the fill, one key"
+    [ $k = prefix ] && label="range over the fill, 100 keys"
+    e=${M[fr$k,$E]:-} c=${M[fr$k,$K]:-}
+    row "$label: ops/s" "$(kv "$e" rate)" "$(kv "$c" rate)" "$(ratio "$(kv "$c" rate)" "$(kv "$e" rate)")" \
+      "$FILL_VALUE B values; other% $(kv "$e" other_cpu_pct)/$(kv "$c" other_cpu_pct)"
+    row "  p50 / p99 ms" "$(ms "$(kv "$e" p50_us)") / $(ms "$(kv "$e" p99_us)")" "$(ms "$(kv "$c" p50_us)") / $(ms "$(kv "$c" p99_us)")" \
+      "$(ratio "$(kv "$c" p99_us)" "$(kv "$e" p99_us)")" "(ratio of p99)"
+  done
+  row "RSS after the fill ranges" "$(mib "${M[rss_fr,$E]:-}")" "$(mib "${M[rss_fr,$K]:-}")" "$(ratio "${M[rss_fr,$K]:-}" "${M[rss_fr,$E]:-}")" ""
+fi
 if [ -n "$CHECK_PERF" ]; then
   row "check perf --load=$CHECK_PERF: verdict" "${M[cp_verdict,$E]:-}" "${M[cp_verdict,$K]:-}" "" ""
   row "  writes/s" "${M[cp_tput,$E]:-}" "${M[cp_tput,$K]:-}" "$(ratio "${M[cp_tput,$K]:-}" "${M[cp_tput,$E]:-}")" "(rate-limited by etcdctl)"
@@ -386,7 +334,7 @@ if [ -n "$PROBLEMS" ]; then
   echo
 fi
 echo "total $((SECONDS - started))s. Reproduce:"
-echo "  DURATION=$DURATION WARMUP=$WARMUP CLIENTS=\"$CLIENTS\" CHANNELS=$CHANNELS VALUE_SIZE=$VALUE_SIZE KEYS=$KEYS RANGE_CLIENTS=$RANGE_CLIENTS WATCHERS=$WATCHERS WATCH_RATES=\"$WATCH_RATES\" WATCH_DURATION=$WATCH_DURATION WATCH_CHANNELS=$WATCH_CHANNELS FILL_KEYS=$FILL_KEYS FILL_VALUE=$FILL_VALUE FILL_CLIENTS=$FILL_CLIENTS SETTLE=$SETTLE CHECK_PERF=$CHECK_PERF REPEAT=$REPEAT SERVERS=\"$SERVERS\" bench/store/run.sh"
+echo "  PHASES=\"$PHASES\" FILL_RANGE=$FILL_RANGE DURATION=$DURATION WARMUP=$WARMUP CLIENTS=\"$CLIENTS\" CHANNELS=$CHANNELS VALUE_SIZE=$VALUE_SIZE KEYS=$KEYS RANGE_CLIENTS=$RANGE_CLIENTS WATCHERS=$WATCHERS WATCH_RATES=\"$WATCH_RATES\" WATCH_DURATION=$WATCH_DURATION WATCH_CHANNELS=$WATCH_CHANNELS FILL_KEYS=$FILL_KEYS FILL_VALUE=$FILL_VALUE FILL_CLIENTS=$FILL_CLIENTS SETTLE=$SETTLE CHECK_PERF=$CHECK_PERF REPEAT=$REPEAT SERVERS=\"$SERVERS\" bench/store/run.sh"
 echo "one point by hand:"
 echo "  $BIN/services/store/keel-store --name=b --data-dir=/tmp/k --listen-client-urls=http://127.0.0.1:0 --ready-file=/tmp/k.ready &"
 echo "  $BIN/bench/store/load --target=\$(sed -n 's/^grpc=//p' /tmp/k.ready) $(load_args put256)"

@@ -231,7 +231,7 @@ static void spawn(child *c, const char *id) {
   snprintf(renew, sizeof renew, "%d", RENEW_MS);
   snprintf(retry, sizeof retry, "%d", RETRY_MS);
   char *argv[] = {(char *)g_self, "--candidate", g_api.endpoint, c->id, "procs", lease, renew, retry, NULL};
-  c->pid = testenv_spawn(argv, log, &c->fd);
+  c->pid = testproc_spawn(argv, log, &c->fd);
   assert_true(c->pid > 0);
   pthread_create(&c->reader, NULL, reader, c);
 }

@@ -2,87 +2,25 @@
 #define _GNU_SOURCE
 #include "common/client/testenv.h"
 
+#include "common/etcd/testproc.h"
+
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-int64_t testenv_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t testenv_now_ms(void) { return testproc_now_ms(); }
 
-void testenv_sleep_ms(int64_t ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-  }
-}
+void testenv_sleep_ms(int64_t ms) { testproc_sleep_ms(ms); }
 
 int testenv_slow(void) { return getenv("KEEL_SANITIZED") ? 3 : 1; }
 
 const char *testenv_path(const testenv *e, const char *name, char *buf, size_t len) {
   snprintf(buf, len, "%s/%s", e->dir, name);
   return buf;
-}
-
-pid_t testenv_spawn(char *const argv[], const char *log, int *out_fd) {
-  int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
-  int pipefd[2] = {-1, -1};
-  if (out_fd && pipe2(pipefd, O_CLOEXEC) < 0) {
-    close(fd);
-    return -1;
-  }
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid == 0) {
-    /* Only async-signal-safe calls between fork and exec (gRPC threads run). */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    int nul = open("/dev/null", O_RDONLY);
-    if (nul >= 0) dup2(nul, 0);
-    dup2(out_fd ? pipefd[1] : fd, 1);
-    dup2(fd, 2);
-    /* The test blocks no signals the daemons rely on, but be explicit. */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  close(fd);
-  if (out_fd) {
-    close(pipefd[1]);
-    if (pid < 0) close(pipefd[0]);
-    else *out_fd = pipefd[0];
-  }
-  return pid;
-}
-
-static bool exited(pid_t pid, int *status) {
-  return waitpid(pid, status, WNOHANG) == pid;
-}
-
-static void dump_log(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return;
-  fseek(f, 0, SEEK_END);
-  long size = ftell(f);
-  fseek(f, size > 6000 ? size - 6000 : 0, SEEK_SET);
-  char buf[6001];
-  size_t n = fread(buf, 1, 6000, f);
-  buf[n] = 0;
-  fclose(f);
-  fprintf(stderr, "----- %s -----\n%s\n----- end -----\n", path, buf);
 }
 
 static bool log_has_sanitizer_report(const char *path) {
@@ -99,27 +37,12 @@ static bool log_has_sanitizer_report(const char *path) {
 
 /* Waits for `grpc=...` in p->ready. */
 static int wait_ready(testenv_proc *p) {
-  int64_t deadline = testenv_now_ms() + 30000 * testenv_slow();
   p->endpoint[0] = 0;
-  while (!p->endpoint[0]) {
-    FILE *f = fopen(p->ready, "r");
-    if (f) {
-      char line[256];
-      while (!p->endpoint[0] && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        if (strncmp(line, "grpc=", 5) == 0) snprintf(p->endpoint, sizeof(p->endpoint), "%s", line + 5);
-      }
-      fclose(f);
-    }
-    if (p->endpoint[0]) break;
-    int status;
-    if (exited(p->pid, &status) || testenv_now_ms() > deadline) {
-      fprintf(stderr, "%s did not become ready\n", p->name);
-      dump_log(p->log);
-      p->pid = 0;
-      return -1;
-    }
-    testenv_sleep_ms(20);
+  if (testproc_wait_ready(p->pid, p->ready, "grpc", p->endpoint, sizeof(p->endpoint), 30000 * testenv_slow()) < 0) {
+    fprintf(stderr, "%s did not become ready\n", p->name);
+    testproc_dump_log(p->log, 6000);
+    p->pid = 0;
+    return -1;
   }
   return 0;
 }
@@ -145,7 +68,7 @@ int testenv_init(testenv *e, const char *store_bin, const char *api_bin) {
   snprintf(ready_flag, sizeof(ready_flag), "--ready-file=%s", s->ready);
   char *argv[] = {e->store_bin, "--name=client-test", data, "--listen-client-urls=http://127.0.0.1:0",
                   "--advertise-client-urls=http://127.0.0.1:0", ready_flag, "--log-level=warn", NULL};
-  s->pid = testenv_spawn(argv, s->log, NULL);
+  s->pid = testproc_spawn(argv, s->log, NULL);
   if (s->pid < 0 || wait_ready(s) < 0) return -1;
   snprintf(e->store_url, sizeof(e->store_url), "http://%s", s->endpoint);
   return 0;
@@ -176,7 +99,7 @@ int testenv_start_apiserver(testenv *e, testenv_proc *p, const char *listen, con
   }
   if (!auth) argv[n++] = "--anonymous-admin";
   argv[n] = NULL;
-  p->pid = testenv_spawn(argv, p->log, NULL);
+  p->pid = testproc_spawn(argv, p->log, NULL);
   if (p->pid < 0) return -1;
   return wait_ready(p);
 }
@@ -192,40 +115,19 @@ void testenv_reap(testenv_proc *p) {
 
 int testenv_stop(testenv_proc *p) {
   if (p->pid <= 0) return 0;
-  kill(p->pid, SIGTERM);
-  int64_t deadline = testenv_now_ms() + 15000;
-  int status = 0;
-  bool done = false;
-  while (!(done = exited(p->pid, &status)) && testenv_now_ms() < deadline) testenv_sleep_ms(10);
-  int rc;
-  if (!done) {
-    fprintf(stderr, "%s (pid %d) ignored SIGTERM for 15 s: killing it\n", p->name, (int)p->pid);
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, NULL, 0);
-    rc = -1;
-  } else {
-    rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
+  int rc = testproc_stop(p->pid, p->name, 15000);
   p->pid = 0;
   if (log_has_sanitizer_report(p->log)) rc = -2;
   if (rc != 0) {
     fprintf(stderr, "%s stopped with %d\n", p->name, rc);
-    dump_log(p->log);
+    testproc_dump_log(p->log, 6000);
   }
   return rc;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  remove(path);
-  return 0;
-}
-
 void testenv_cleanup(testenv *e) {
   testenv_stop(&e->store);
-  if (e->dir[0] && !getenv("KEEL_KEEP_TESTENV")) nftw(e->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  if (!getenv("KEEL_KEEP_TESTENV")) testproc_rmtree(e->dir);
   e->dir[0] = 0;
 }
 

@@ -5,7 +5,8 @@
  * test), on port 0 or unix sockets, each reporting what it bound in a
  * --ready-file. Everything lives in a private directory under /tmp (short
  * enough for unix socket paths) removed at cleanup. Only pids started here
- * are ever signalled. */
+ * are ever signalled. The process steps (spawn, ready file, stop, logs) are
+ * common/etcd/testproc's, which this header includes. */
 #ifndef KEEL_COMMON_CLIENT_TESTENV_H
 #define KEEL_COMMON_CLIENT_TESTENV_H
 
@@ -15,6 +16,7 @@
 #include <sys/types.h>
 
 #include "common/client/client.h"
+#include "common/etcd/testproc.h"
 #include "keel/api/v1/core.pb-c.h"
 
 typedef struct testenv_proc {
@@ -61,9 +63,6 @@ int64_t testenv_now_ms(void);
 void testenv_sleep_ms(int64_t ms);
 /* 3 under sanitizers (KEEL_SANITIZED), else 1: scales timing bounds. */
 int testenv_slow(void);
-/* A fork/exec'ed process with stdout on a pipe (*out_fd) and stderr to log.
- * PR_SET_PDEATHSIG'ed. Returns the pid or -1. */
-pid_t testenv_spawn(char *const argv[], const char *log, int *out_fd);
 
 /* --- objects (heap-built: free with protobuf_c_message_free_unpacked) */
 

@@ -42,31 +42,6 @@ static etcd_client *client_for(const char *const *eps, size_t n) {
   return c;
 }
 
-/* A group whose setup fails gets no teardown: clean up here. */
-static int setup_backend(void **state, bool etcd) {
-  testenv_backend *b = calloc(1, sizeof(*b));
-  int rc = etcd ? testenv_start_etcd(b, ETCD_BIN, MAX_REQUEST_BYTES)
-                : testenv_start_keel_store(b, g_store_bin, MAX_REQUEST_BYTES);
-  if (rc < 0) {
-    testenv_stop(b);
-    free(b);
-    b = NULL;
-  }
-  *state = b;
-  return rc;
-}
-
-static int setup_keel_store(void **state) { return setup_backend(state, false); }
-static int setup_etcd(void **state) { return setup_backend(state, true); }
-
-static int teardown_backend(void **state) {
-  testenv_backend *b = *state;
-  if (!b) return 0;
-  testenv_stop(b);
-  free(b);
-  return 0;
-}
-
 /* After every test, even one that failed halfway: the clients it made. */
 static int teardown_test(void **state) {
   (void)state;
@@ -1122,10 +1097,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s KEEL_STORE_BIN\n", argv[0]);
     return 2;
   }
+  testenv_configure(g_store_bin, ETCD_BIN, MAX_REQUEST_BYTES);
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest keel[] = TABLE;
   const struct CMUnitTest etcd[] = TABLE;
-  int failed = cmocka_run_group_tests_name("keel-store", keel, setup_keel_store, teardown_backend);
-  failed += cmocka_run_group_tests_name("etcd", etcd, setup_etcd, teardown_backend);
+  int failed = cmocka_run_group_tests_name("keel-store", keel, testenv_group_setup_keel_store,
+                                           testenv_group_teardown);
+  failed += cmocka_run_group_tests_name("etcd", etcd, testenv_group_setup_etcd,
+                                        testenv_group_teardown);
   return failed ? 1 : 0;
 }

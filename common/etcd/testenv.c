@@ -2,33 +2,23 @@
 #define _GNU_SOURCE
 #include "common/etcd/testenv.h"
 
+#include "common/etcd/testproc.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-int64_t testenv_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t testenv_now_ms(void) { return testproc_now_ms(); }
 
-void testenv_sleep_ms(int ms) {
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
+void testenv_sleep_ms(int ms) { testproc_sleep_ms(ms); }
 
 /* ------------------------------------------------------------------ clients */
 
@@ -67,64 +57,7 @@ void testenv_release_clients(void) {
 
 /* ------------------------------------------------------------------ processes */
 
-static pid_t spawn(char *const argv[], const char *log) {
-  int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid == 0) {
-    /* Only async-signal-safe calls between fork and exec (gRPC threads run). */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    int nul = open("/dev/null", O_RDONLY);
-    if (nul >= 0) dup2(nul, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  close(fd);
-  return pid;
-}
-
-/* True (and reaped) once pid has exited. */
-static bool exited(pid_t pid) {
-  int status;
-  return waitpid(pid, &status, WNOHANG) == pid;
-}
-
-static void stop_pid(pid_t pid) {
-  if (pid <= 0) return;
-  kill(pid, SIGTERM);
-  int64_t deadline = testenv_now_ms() + 5000;
-  while (testenv_now_ms() < deadline) {
-    if (exited(pid)) return;
-    testenv_sleep_ms(20);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-}
-
-static void dump_log(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return;
-  fseek(f, 0, SEEK_END);
-  long size = ftell(f);
-  fseek(f, size > 4000 ? size - 4000 : 0, SEEK_SET);
-  char buf[4001];
-  size_t n = fread(buf, 1, 4000, f);
-  buf[n] = 0;
-  fclose(f);
-  fprintf(stderr, "----- %s -----\n%s\n----- end -----\n", path, buf);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  remove(path);
-  return 0;
-}
+static void stop_pid(pid_t pid) { testproc_stop(pid, "test server", 5000); }
 
 static int prepare(testenv_backend *b, const char *name) {
   memset(b, 0, sizeof(*b));
@@ -156,7 +89,7 @@ void testenv_stop(testenv_backend *b) {
   b->pid = 0;
   if (b->dead_fd >= 0) close(b->dead_fd);
   b->dead_fd = -1;
-  if (b->dir[0]) nftw(b->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  testproc_rmtree(b->dir);
   b->dir[0] = 0;
 }
 
@@ -190,42 +123,61 @@ static etcd_client *own_client(testenv_backend *b) {
 
 /* ------------------------------------------------------------------ servers */
 
+/* keel-store on b's data dir and port (0: any), log and ready file named with
+ * suffix; its endpoint into endpoint. The pid, or -1 (how far it got in *why:
+ * -1 it exited, -2 no answer in 30 s, -3 it could not be started). */
+static pid_t spawn_keel_store(const testenv_backend *b, int port, const char *suffix, char *endpoint, size_t len,
+                              char *log, size_t loglen, int *why) {
+  char data[PATH_MAX + 32], ready[PATH_MAX + 32], ready_flag[PATH_MAX + 48], listen[96], adv[96], max_req[64];
+  snprintf(data, sizeof(data), "--data-dir=%s/data", b->dir);
+  snprintf(ready, sizeof(ready), "%s/ready%s", b->dir, suffix);
+  snprintf(ready_flag, sizeof(ready_flag), "--ready-file=%s", ready);
+  snprintf(log, loglen, "%s/log%s", b->dir, suffix);
+  snprintf(listen, sizeof(listen), "--listen-client-urls=http://127.0.0.1:%d", port);
+  snprintf(adv, sizeof(adv), "--advertise-client-urls=http://127.0.0.1:%d", port);
+  snprintf(max_req, sizeof(max_req), "--max-request-bytes=%d", b->max_request_bytes);
+  unlink(ready);
+  char *argv[] = {(char *)b->bin, "--name=etcd-test", data, listen, adv, ready_flag, max_req, "--log-level=warn",
+                  NULL};
+  endpoint[0] = 0;
+  pid_t pid = testproc_spawn(argv, log, NULL);
+  if (pid < 0) {
+    *why = -3;
+    return -1;
+  }
+  /* The ready file appears (atomically) once it serves: `grpc=127.0.0.1:PORT`. */
+  *why = testproc_wait_ready(pid, ready, "grpc", endpoint, len, 30000);
+  if (*why == 0) return pid;
+  if (*why == -2) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  return -1;
+}
+
 int testenv_start_keel_store(testenv_backend *b, const char *bin, int max_request_bytes) {
   if (prepare(b, "keel-store") < 0) return -1;
-  char data[PATH_MAX + 32], ready[PATH_MAX + 16], ready_flag[PATH_MAX + 32], max_req[64];
-  snprintf(data, sizeof(data), "--data-dir=%s/data", b->dir);
-  snprintf(ready, sizeof(ready), "%s/ready", b->dir);
-  snprintf(ready_flag, sizeof(ready_flag), "--ready-file=%s", ready);
-  snprintf(b->log, sizeof(b->log), "%s/log", b->dir);
-  snprintf(max_req, sizeof(max_req), "--max-request-bytes=%d", max_request_bytes);
-  char *argv[] = {(char *)bin, "--name=etcd-test", data,
-                  "--listen-client-urls=http://127.0.0.1:0",
-                  "--advertise-client-urls=http://127.0.0.1:0", ready_flag, max_req,
-                  "--log-level=warn", NULL};
-  b->pid = spawn(argv, b->log);
-  if (b->pid < 0) return -1;
-  /* The ready file appears (atomically) once it serves: `grpc=127.0.0.1:PORT`. */
-  int64_t deadline = testenv_now_ms() + 30000;
-  while (!b->endpoint[0]) {
-    FILE *f = fopen(ready, "r");
-    if (f) {
-      char line[256];
-      while (!b->endpoint[0] && fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        if (strncmp(line, "grpc=", 5) == 0) snprintf(b->endpoint, sizeof(b->endpoint), "%s", line + 5);
-      }
-      fclose(f);
-    }
-    if (b->endpoint[0]) break;
-    if (exited(b->pid) || testenv_now_ms() > deadline) {
-      fprintf(stderr, "keel-store did not become ready\n");
-      dump_log(b->log);
-      return -1;
-    }
-    testenv_sleep_ms(20);
+  snprintf(b->bin, sizeof(b->bin), "%s", bin);
+  b->max_request_bytes = max_request_bytes;
+  int why;
+  b->pid = spawn_keel_store(b, 0, "", b->endpoint, sizeof(b->endpoint), b->log, sizeof(b->log), &why);
+  if (b->pid < 0) {
+    b->pid = 0;
+    fprintf(stderr, "keel-store did not become ready\n");
+    testproc_dump_log(b->log, 4000);
+    return -1;
   }
   b->c = own_client(b);
   return b->c ? 0 : -1;
+}
+
+pid_t testenv_spawn_keel_store(const testenv_backend *b, int port, int tag, char *endpoint, size_t len) {
+  char suffix[16], log[PATH_MAX + 32];
+  snprintf(suffix, sizeof(suffix), ".%d", tag);
+  int why;
+  pid_t pid = spawn_keel_store(b, port, suffix, endpoint, len, log, sizeof(log), &why);
+  if (pid < 0) fprintf(stderr, "keel-store (port %d) did not become ready; see %s\n", port, log);
+  return pid;
 }
 
 int testenv_start_etcd(testenv_backend *b, const char *bin, int max_request_bytes) {
@@ -250,7 +202,7 @@ int testenv_start_etcd(testenv_backend *b, const char *bin, int max_request_byte
     char *argv[] = {(char *)bin, "--name=etcd-test", data, lc, ac, lp, ap, ic,
                     "--initial-cluster-state=new", tok, max_req, "--logger=zap",
                     "--log-level=warn", NULL};
-    b->pid = spawn(argv, b->log);
+    b->pid = testproc_spawn(argv, b->log, NULL);
     if (b->pid < 0) return -1;
     b->c = own_client(b);
     if (!b->c) return -1;
@@ -262,7 +214,7 @@ int testenv_start_etcd(testenv_backend *b, const char *bin, int max_request_byte
       if (etcd_range(b->c, "probe", 5, NULL, 0, 0, 0, false, false, &r, NULL) == 0) {
         etcd_range_result_clear(&r);
         ready = true;
-      } else if (exited(b->pid)) {
+      } else if (testproc_exited(b->pid, NULL)) {
         died = true;
       } else {
         testenv_sleep_ms(50);
@@ -273,10 +225,50 @@ int testenv_start_etcd(testenv_backend *b, const char *bin, int max_request_byte
     b->c = NULL;
     if (!died) stop_pid(b->pid);
     b->pid = 0;
-    dump_log(b->log);
+    testproc_dump_log(b->log, 4000);
     fprintf(stderr, "etcd attempt %d did not become ready%s\n", attempt,
             died ? " (it exited: a port taken meanwhile?), retrying" : "");
     if (!died) return -1;
   }
   return -1;
+}
+
+/* ------------------------------------------------------------------ group fixtures */
+
+static struct {
+  const char *store_bin, *etcd_bin;
+  int max_request_bytes;
+} g_cfg;
+
+void testenv_configure(const char *store_bin, const char *etcd_bin, int max_request_bytes) {
+  g_cfg.store_bin = store_bin;
+  g_cfg.etcd_bin = etcd_bin;
+  g_cfg.max_request_bytes = max_request_bytes;
+}
+
+static int group_setup(void **state, bool etcd) {
+  testenv_backend *b = calloc(1, sizeof(*b));
+  int rc = !b ? -1
+           : etcd ? testenv_start_etcd(b, g_cfg.etcd_bin, g_cfg.max_request_bytes)
+                  : testenv_start_keel_store(b, g_cfg.store_bin, g_cfg.max_request_bytes);
+  if (rc < 0 && b) {
+    testenv_stop(b);
+    free(b);
+    b = NULL;
+  }
+  *state = b;
+  return rc;
+}
+
+int testenv_group_setup_keel_store(void **state) { return group_setup(state, false); }
+
+int testenv_group_setup_etcd(void **state) { return group_setup(state, true); }
+
+int testenv_group_teardown(void **state) {
+  testenv_backend *b = *state;
+  if (!b) return 0;
+  testenv_stop(b);
+  free(b);
+  *state = NULL;
+  return 0;
 }

@@ -32,26 +32,6 @@ function servicesFromProto(file) {
 // "Service.Method" -> [requestStream, responseStream], as services.proto declares them.
 const streaming = {};
 
-// A grpc-js client from protobufjs types that came out of reflection.
-function clientFromService(svc, addr) {
-  const def = {};
-  for (const [name, m] of Object.entries(svc.methods)) {
-    const req = m.resolvedRequestType;
-    const res = m.resolvedResponseType;
-    def[name] = {
-      path: `/${svc.fullName.replace(/^\./, '')}/${name}`,
-      requestStream: !!m.requestStream,
-      responseStream: !!m.responseStream,
-      requestSerialize: (o) => Buffer.from(req.encode(req.fromObject(o)).finish()),
-      requestDeserialize: (b) => req.decode(b),
-      responseSerialize: (o) => Buffer.from(res.encode(o).finish()),
-      responseDeserialize: (b) => res.toObject(res.decode(b), {longs: Number, defaults: true}),
-    };
-  }
-  const Ctor = grpc.makeGenericClientConstructor(def, svc.name);
-  return new Ctor(addr, grpc.credentials.createInsecure());
-}
-
 async function main() {
   const c = new kt.Checks('apiserver reflection_node');
   const addr = kt.need('APISERVER_ADDR');
@@ -95,7 +75,7 @@ async function main() {
   await c.run('Pods through reflected descriptors only', async () => {
     const root = await rc.fileContainingSymbol('keel.api.v1.Pods');
     root.resolveAll();
-    const pods = clientFromService(root.lookupService('keel.api.v1.Pods'), addr);
+    const pods = kt.clientFromService(root.lookupService('keel.api.v1.Pods'), addr);
     // protobufjs' Root.fromDescriptor keeps a map field as what the descriptor
     // says it is on the wire: repeated XEntry {key, value}.
     const obj = {metadata: {name: 'refl-1', namespace: 'default', labels: [{key: 'via', value: 'reflection'}]},

@@ -11,26 +11,6 @@ const reflection = kt.npm('grpc-reflection-js');
 const S = grpc.status;
 const T = 10000;
 
-// A grpc-js client built from protobufjs types that came out of reflection.
-function clientFromService(svc, addr) {
-  const def = {};
-  for (const [name, m] of Object.entries(svc.methods)) {
-    const req = m.resolvedRequestType;
-    const res = m.resolvedResponseType;
-    def[name] = {
-      path: `/${svc.fullName.replace(/^\./, '')}/${name}`,
-      requestStream: !!m.requestStream,
-      responseStream: !!m.responseStream,
-      requestSerialize: (o) => Buffer.from(req.encode(req.fromObject(o)).finish()),
-      requestDeserialize: (b) => req.decode(b),
-      responseSerialize: (o) => Buffer.from(res.encode(o).finish()),
-      responseDeserialize: (b) => res.toObject(res.decode(b), {longs: Number, defaults: true}),
-    };
-  }
-  const Ctor = grpc.makeGenericClientConstructor(def, svc.name);
-  return new Ctor(addr, grpc.credentials.createInsecure());
-}
-
 async function main() {
   const c = new kt.Checks('reflection_node');
   const addr = kt.need('ECHO_ADDR');
@@ -81,7 +61,7 @@ async function main() {
   await c.run('call Echo through reflected descriptors', async () => {
     if (!root) return c.fail('call Echo through reflected descriptors', 'no descriptors');
     const svc = root.lookupService('keel.echo.v1.Echo');
-    const cl = clientFromService(svc, addr);
+    const cl = kt.clientFromService(svc, addr);
     const r = await kt.unary(cl, 'Echo', {message: 'via reflection', payload: Buffer.from('pp')},
                              {metadata: {'x-echo': 'refl'}});
     c.eq('Echo via reflection: message', r.response.message, 'via reflection');
@@ -101,7 +81,7 @@ async function main() {
     hroot.resolveAll();
     const svc = hroot.lookupService('grpc.health.v1.Health');
     c.eq('Health methods', Object.keys(svc.methods).sort(), ['Check', 'Watch']);
-    const h = clientFromService(svc, addr);
+    const h = kt.clientFromService(svc, addr);
     const r = await kt.unary(h, 'Check', {service: ''});
     c.eq('Health.Check via reflection -> SERVING', r.response.status, 1);
     h.close();

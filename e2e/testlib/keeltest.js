@@ -131,6 +131,29 @@ function loadProto(protoPath, importPath) {
   return grpc.loadPackageDefinition(def);
 }
 
+// A grpc-js client for a protobufjs Service (e.g. one that came out of
+// grpc-reflection-js, after root.resolveAll()): requests are built with
+// fromObject, responses decoded to plain objects (longs as Number, defaults set).
+function clientFromService(svc, addr) {
+  const grpc = npm('@grpc/grpc-js');
+  const def = {};
+  for (const [name, m] of Object.entries(svc.methods)) {
+    const req = m.resolvedRequestType;
+    const res = m.resolvedResponseType;
+    def[name] = {
+      path: `/${svc.fullName.replace(/^\./, '')}/${name}`,
+      requestStream: !!m.requestStream,
+      responseStream: !!m.responseStream,
+      requestSerialize: (o) => Buffer.from(req.encode(req.fromObject(o)).finish()),
+      requestDeserialize: (b) => req.decode(b),
+      responseSerialize: (o) => Buffer.from(res.encode(o).finish()),
+      responseDeserialize: (b) => res.toObject(res.decode(b), {longs: Number, defaults: true}),
+    };
+  }
+  const Ctor = grpc.makeGenericClientConstructor(def, svc.name);
+  return new Ctor(addr, grpc.credentials.createInsecure());
+}
+
 // Promise wrappers around grpc-js calls. unary resolves {response, metadata,
 // status} and rejects with the ServiceError (which carries code, details and
 // metadata = trailers).
@@ -212,5 +235,5 @@ function readFile(p) {
   return fs.readFileSync(p);
 }
 
-module.exports = {Checks, npm, need, nodeModules, loadProto, unary, readStream, nextMessage,
-                  sleep, readFile};
+module.exports = {Checks, npm, need, nodeModules, loadProto, clientFromService, unary, readStream,
+                  nextMessage, sleep, readFile};

@@ -19,7 +19,6 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -32,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -211,34 +209,6 @@ typedef struct fixture {
 static fixture F;
 static int g_seq;
 
-static int setup_backend(void **state, bool etcd) {
-  testenv_backend *b = calloc(1, sizeof *b);
-  int rc = etcd ? testenv_start_etcd(b, ETCD_BIN, MAX_REQUEST_BYTES)
-                : testenv_start_keel_store(b, g_store_bin, MAX_REQUEST_BYTES);
-  if (rc < 0) {
-    testenv_stop(b);
-    free(b);
-    b = NULL;
-  }
-  *state = b;
-  return rc;
-}
-
-static int setup_keel_store(void **state) {
-  return setup_backend(state, false);
-}
-static int setup_etcd(void **state) {
-  return setup_backend(state, true);
-}
-
-static int teardown_backend(void **state) {
-  testenv_backend *b = *state;
-  if (!b) return 0;
-  testenv_stop(b);
-  free(b);
-  return 0;
-}
-
 static int setup_none(void **state) {
   *state = NULL;
   return 0;
@@ -378,76 +348,8 @@ static void stop_watcher(cache_watcher *w, sink *s) {
 
 /* ------------------------------------------------------------------ servers */
 
-/* keel-store on port (0 = any) with data dir, log and ready file in dir; the
- * endpoint it serves on is written to endpoint. */
-static pid_t spawn_store(const char *dir, int port, int tag, char *endpoint, size_t len) {
-  char data[PATH_MAX + 32], ready[PATH_MAX + 32], ready_flag[PATH_MAX + 48], log[PATH_MAX + 32], listen[96],
-      adv[96], max_req[64];
-  snprintf(data, sizeof data, "--data-dir=%s/data", dir);
-  snprintf(ready, sizeof ready, "%s/ready.%d", dir, tag);
-  snprintf(ready_flag, sizeof ready_flag, "--ready-file=%s", ready);
-  snprintf(log, sizeof log, "%s/log.%d", dir, tag);
-  snprintf(listen, sizeof listen, "--listen-client-urls=http://127.0.0.1:%d", port);
-  snprintf(adv, sizeof adv, "--advertise-client-urls=http://127.0.0.1:%d", port);
-  snprintf(max_req, sizeof max_req, "--max-request-bytes=%d", MAX_REQUEST_BYTES);
-  unlink(ready);
-  char *argv[] = {g_store_bin, "--name=etcd-test", data, listen, adv, ready_flag,
-                  max_req,     "--log-level=warn", NULL};
-  int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    int nul = open("/dev/null", O_RDONLY);
-    if (nul >= 0) dup2(nul, 0);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  close(fd);
-  if (pid < 0) return -1;
-  endpoint[0] = '\0';
-  int64_t deadline = now_ms() + 30000;
-  while (!endpoint[0]) {
-    FILE *f = fopen(ready, "r");
-    if (f) {
-      char line[256];
-      while (!endpoint[0] && fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        if (strncmp(line, "grpc=", 5) == 0) snprintf(endpoint, len, "%s", line + 5);
-      }
-      fclose(f);
-    }
-    if (endpoint[0]) break;
-    int status;
-    if (waitpid(pid, &status, WNOHANG) == pid || now_ms() > deadline) {
-      fprintf(stderr, "keel-store (%s) did not become ready; see %s\n", listen, log);
-      if (waitpid(pid, &status, WNOHANG) == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-      }
-      return -1;
-    }
-    sleep_ms(10);
-  }
-  return pid;
-}
-
 /* SIGTERM to a pid this test started, then SIGKILL after 10 s. */
-static void stop_pid(pid_t pid) {
-  if (pid <= 0) return;
-  kill(pid, SIGTERM);
-  int64_t deadline = now_ms() + 10000;
-  while (now_ms() < deadline) {
-    if (waitpid(pid, NULL, WNOHANG) == pid) return;
-    sleep_ms(10);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-}
+static void stop_pid(pid_t pid) { testproc_stop(pid, "keel-store", 10000); }
 
 static int endpoint_port(const char *endpoint) {
   const char *colon = strrchr(endpoint, ':');
@@ -472,7 +374,7 @@ static void own_store_stop(void) {
 /* The same data dir on another port: returns its pid, *client and *store on it. */
 static pid_t own_store_aside(etcd_client **client, objstore **store) {
   char ep[256];
-  pid_t pid = spawn_store(F.own.dir, 0, ++F.restarts, ep, sizeof ep);
+  pid_t pid = testenv_spawn_keel_store(&F.own, 0, ++F.restarts, ep, sizeof ep);
   if (pid < 0) fail_msg("cannot start keel-store aside");
   assert_int_not_equal(endpoint_port(ep), endpoint_port(F.own.endpoint));
   const char *eps[] = {ep};
@@ -490,7 +392,7 @@ static void own_store_restart(void) {
   int port = endpoint_port(F.own.endpoint);
   pid_t pid = -1;
   for (int attempt = 0; attempt < 50 && pid < 0; attempt++) {
-    pid = spawn_store(F.own.dir, port, ++F.restarts, ep, sizeof ep);
+    pid = testenv_spawn_keel_store(&F.own, port, ++F.restarts, ep, sizeof ep);
     if (pid < 0) sleep_ms(100); /* the port may linger a moment */
   }
   if (pid < 0) fail_msg("cannot restart keel-store on port %d", port);
@@ -1976,15 +1878,18 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s KEEL_STORE_BIN [keel-store|etcd|restart|shutdown]...\n", argv[0]);
     return 2;
   }
+  testenv_configure(g_store_bin, ETCD_BIN, MAX_REQUEST_BYTES);
   signal(SIGPIPE, SIG_IGN);
   int failed = 0;
   if (want_group(argc, argv, "keel-store")) {
     const struct CMUnitTest t[] = SHARED_TABLE;
-    failed += cmocka_run_group_tests_name("watch cache on keel-store", t, setup_keel_store, teardown_backend);
+    failed += cmocka_run_group_tests_name("watch cache on keel-store", t, testenv_group_setup_keel_store,
+                                          testenv_group_teardown);
   }
   if (want_group(argc, argv, "etcd")) {
     const struct CMUnitTest t[] = SHARED_TABLE;
-    failed += cmocka_run_group_tests_name("watch cache on etcd", t, setup_etcd, teardown_backend);
+    failed += cmocka_run_group_tests_name("watch cache on etcd", t, testenv_group_setup_etcd,
+                                          testenv_group_teardown);
   }
   if (want_group(argc, argv, "restart")) {
     const struct CMUnitTest t[] = {T(test_store_restart), T(test_store_down_for_a_while),
@@ -1993,7 +1898,8 @@ int main(int argc, char **argv) {
   }
   if (want_group(argc, argv, "shutdown")) {
     const struct CMUnitTest t[] = {T(test_stop_cache_ends_watchers)};
-    failed += cmocka_run_group_tests_name("watch cache shutdown", t, setup_keel_store, teardown_backend);
+    failed += cmocka_run_group_tests_name("watch cache shutdown", t, testenv_group_setup_keel_store,
+                                          testenv_group_teardown);
   }
   return failed ? 1 : 0;
 }

@@ -45,34 +45,6 @@ typedef struct fixture {
 static fixture g_fx;
 static int g_seq;
 
-static int setup_backend(void **state, bool etcd) {
-  testenv_backend *b = calloc(1, sizeof *b);
-  int rc = etcd ? testenv_start_etcd(b, ETCD_BIN, MAX_REQUEST_BYTES)
-                : testenv_start_keel_store(b, g_store_bin, MAX_REQUEST_BYTES);
-  if (rc < 0) {
-    testenv_stop(b);
-    free(b);
-    b = NULL;
-  }
-  *state = b;
-  return rc;
-}
-
-static int setup_keel_store(void **state) {
-  return setup_backend(state, false);
-}
-static int setup_etcd(void **state) {
-  return setup_backend(state, true);
-}
-
-static int teardown_backend(void **state) {
-  testenv_backend *b = *state;
-  if (!b) return 0;
-  testenv_stop(b);
-  free(b);
-  return 0;
-}
-
 /* Each test: its own client and an objstore under a fresh prefix. */
 static int setup_test(void **state) {
   memset(&g_fx, 0, sizeof g_fx);
@@ -711,11 +683,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s KEEL_STORE_BIN\n", argv[0]);
     return 2;
   }
+  testenv_configure(g_store_bin, ETCD_BIN, MAX_REQUEST_BYTES);
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest keel[] = TABLE;
   const struct CMUnitTest etcd[] = TABLE;
   int failed =
-      cmocka_run_group_tests_name("objstore on keel-store", keel, setup_keel_store, teardown_backend);
-  failed += cmocka_run_group_tests_name("objstore on etcd", etcd, setup_etcd, teardown_backend);
+      cmocka_run_group_tests_name("objstore on keel-store", keel, testenv_group_setup_keel_store,
+                                  testenv_group_teardown);
+  failed += cmocka_run_group_tests_name("objstore on etcd", etcd, testenv_group_setup_etcd,
+                                        testenv_group_teardown);
   return failed ? 1 : 0;
 }
