@@ -687,6 +687,7 @@ static void exec_begin(relay *r, const Keel__Api__V1__ExecRequest *m) {
 static void on_exec_message(rpc_call *call, const ProtobufCMessage *message, void *service_ctx) {
   (void)service_ctx;
   relay *r = rpc_call_user_data(call);
+  if (!r) return; /* on_exec_start refused the call */
   const Keel__Api__V1__ExecRequest *m = (const Keel__Api__V1__ExecRequest *)message;
   pthread_mutex_lock(&r->mu);
   bool done = r->call_done, started = r->exec_started;
@@ -719,6 +720,7 @@ static void on_exec_message(rpc_call *call, const ProtobufCMessage *message, voi
 static void on_exec_half_close(rpc_call *call, void *service_ctx) {
   (void)service_ctx;
   relay *r = rpc_call_user_data(call);
+  if (!r) return;
   pthread_mutex_lock(&r->mu);
   bool done = r->call_done, started = r->exec_started;
   pthread_mutex_unlock(&r->mu);
