@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jemalloc/jemalloc.h>
+
 #include "common/flags/flags.h"
 #include "common/httpd/httpd.h"
 #include "common/log/log.h"
@@ -26,6 +28,17 @@
 #define MAX_METRICS_LISTENERS 8
 
 static bool server_healthy(void *arg) { return !rpc_server_shutting_down(arg); }
+
+/* The engine calls this once a snapshot's values were freed from memory:
+ * jemalloc would return those pages only as its decay gets to them (seconds
+ * to minutes), so purge every arena now. Harmless when malloc is not
+ * jemalloc's (sanitizer builds): it then purges nothing. */
+static void release_memory(void) {
+  char name[64];
+  mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+  snprintf(name, sizeof(name), "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
+  mallctl(name, NULL, NULL, NULL, 0);
+}
 
 /* What the flags say, checked. Strings point into argv or the flag lists. */
 typedef struct config {
@@ -231,7 +244,8 @@ int main(int argc, char **argv) {
                          .unsafe_no_fsync = c.unsafe_no_fsync,
                          .snapshot_count = (uint64_t)c.snapshot_count,
                          .auto_compaction_retention_ms = c.compaction.retention_ms,
-                         .auto_compaction_retention_revs = c.compaction.retention_revs};
+                         .auto_compaction_retention_revs = c.compaction.retention_revs,
+                         .release_memory = release_memory};
   /* Crash tests only (e2e/store crash_cycles): slow every snapshot down so that
    * kills land while one is being written. Not a flag: nobody should tune it. */
   const char *delay = getenv("KEEL_STORE_TEST_SNAPSHOT_CHUNK_DELAY_US");

@@ -15,6 +15,8 @@ const char KV_ERR_LEASE_PROVIDED[] = "etcdserver: lease is provided";
 const char KV_ERR_LEASE_NOT_FOUND[] = "etcdserver: requested lease not found";
 const char KV_ERR_DUPLICATE_KEY[] = "etcdserver: duplicate key given in txn request";
 const char KV_ERR_TOO_MANY_OPS[] = "etcdserver: too many operations in txn request";
+const char KV_ERR_VALUE_READ[] =
+    "keel-store: cannot read a value from its snapshot file (I/O error, see the server log)";
 
 struct kv {
   mvcc_index *index;
@@ -30,6 +32,18 @@ static int fail(kv_error *err, grpc_status_code code, const char *message) {
     err->message = message;
   }
   return -1;
+}
+
+/* A failed internal step as the client sees it: an unreadable value (-EIO) or
+ * out of memory. */
+static int fail_rc(kv_error *err, int rc) {
+  if (rc == -EIO) return fail(err, GRPC_STATUS_INTERNAL, KV_ERR_VALUE_READ);
+  return fail(err, GRPC_STATUS_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+}
+
+/* The errno a kv_error stands for (to pass a nested failure up). */
+static int err_rc(const kv_error *err) {
+  return err->code == GRPC_STATUS_INTERNAL && err->message == KV_ERR_VALUE_READ ? -EIO : -ENOMEM;
 }
 
 kv *kv_create(void) {
@@ -79,10 +93,11 @@ int kv_fill_keyvalue(Mvccpb__KeyValue *out, const kv_record *rec, mvcc_revision 
   out->version = rec->version;
   out->lease = rec->lease;
   if (!keys_only && rec->value_len) {
+    /* Straight into the response: from memory, or a pread from the snapshot file. */
     out->value.data = malloc(rec->value_len);
     if (!out->value.data) return -ENOMEM;
-    memcpy(out->value.data, kv_record_value(rec), rec->value_len);
     out->value.len = rec->value_len;
+    if (kv_record_read_value(rec, out->value.data) < 0) return -EIO;
   }
   return 0;
 }
@@ -90,6 +105,7 @@ int kv_fill_keyvalue(Mvccpb__KeyValue *out, const kv_record *rec, mvcc_revision 
 typedef struct range_hit {
   const kv_record *rec;
   mvcc_revision mod;
+  const uint8_t *value; /* sort by value only: the value bytes */
 } range_hit;
 
 typedef struct range_collect {
@@ -165,8 +181,7 @@ static int cmp_hits(const void *pa, const void *pb) {
       c = cmp_bytes(kv_record_key(a->rec), a->rec->key_len, kv_record_key(b->rec), b->rec->key_len);
       return tls_sort_descend ? -c : c;
     case ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE:
-      c = cmp_bytes(kv_record_value(a->rec), a->rec->value_len, kv_record_value(b->rec),
-                    b->rec->value_len);
+      c = cmp_bytes(a->value, a->rec->value_len, b->value, b->rec->value_len);
       break;
     default: {
       int64_t x = hit_field(a, tls_sort_target), y = hit_field(b, tls_sort_target);
@@ -221,11 +236,27 @@ int kv_range(const kv *k, const Etcdserverpb__RangeRequest *req, int64_t current
     return fail(err, GRPC_STATUS_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
   }
   if (sort_order != ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__NONE && rc.n > 1) {
+    uint8_t **owned = NULL;
+    if (req->sort_target == ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE) {
+      /* Values on disk are read once each for the sort, then dropped. */
+      owned = calloc(rc.n, sizeof(*owned));
+      int vrc = owned ? 0 : -ENOMEM;
+      for (size_t i = 0; vrc == 0 && i < rc.n; i++)
+        rc.hits[i].value = kv_record_value_bytes(rc.hits[i].rec, &owned[i], &vrc);
+      if (vrc < 0) {
+        for (size_t i = 0; owned && i < rc.n; i++) free(owned[i]);
+        free(owned);
+        free(rc.hits);
+        return fail_rc(err, vrc);
+      }
+    }
     tls_sort_target = req->sort_target;
     tls_sort_descend = sort_order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND;
     /* Results arrive in key order: ascending by key needs no sort. */
     if (!(!tls_sort_descend && req->sort_target == ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__KEY))
       qsort(rc.hits, rc.n, sizeof(*rc.hits), cmp_hits);
+    for (size_t i = 0; owned && i < rc.n; i++) free(owned[i]);
+    free(owned);
   }
   size_t n = rc.n;
   if (req->limit > 0 && n > (size_t)req->limit) {
@@ -241,14 +272,16 @@ int kv_range(const kv *k, const Etcdserverpb__RangeRequest *req, int64_t current
     }
     for (size_t i = 0; i < n; i++) {
       out->kvs[i] = malloc(sizeof(Mvccpb__KeyValue));
-      if (!out->kvs[i] || kv_fill_keyvalue(out->kvs[i], rc.hits[i].rec, rc.hits[i].mod, req->keys_only) < 0) {
+      int frc = out->kvs[i] ? kv_fill_keyvalue(out->kvs[i], rc.hits[i].rec, rc.hits[i].mod, req->keys_only)
+                            : -ENOMEM;
+      if (frc < 0) {
         if (out->kvs[i]) {
           out->n_kvs = i + 1;
         } else {
           out->n_kvs = i;
         }
         free(rc.hits);
-        return fail(err, GRPC_STATUS_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+        return fail_rc(err, frc);
       }
       out->n_kvs = i + 1;
     }
@@ -313,7 +346,7 @@ static int write_put(kv *k, mvcc_revision rev, const uint8_t *key, size_t keylen
   if (!rec) return -ENOMEM;
   int rc = revstore_append(k->revs, rev, rec);
   if (rc < 0) {
-    free(rec);
+    kv_record_free(rec);
     return rc;
   }
   rc = mvcc_index_put(k->index, key, keylen, rev);
@@ -332,7 +365,7 @@ static int write_delete(kv *k, mvcc_revision rev, const uint8_t *key, size_t key
   if (!tomb) return -ENOMEM;
   int rc = revstore_append(k->revs, rev, tomb);
   if (rc < 0) {
-    free(tomb);
+    kv_record_free(tomb);
     return rc;
   }
   rc = mvcc_index_tombstone(k->index, key, keylen, rev);
@@ -379,8 +412,11 @@ static int do_put(kv_write *w, const Etcdserverpb__PutRequest *req, Etcdserverpb
   const kv_record *prev = live_record(k, req->key.data, req->key.len, write_read_rev(w), &prev_mod);
   const uint8_t *value = req->value.data;
   size_t valuelen = req->value.len;
+  uint8_t *owned = NULL;
+  int rc = 0;
   if (req->ignore_value && prev) {
-    value = kv_record_value(prev);
+    value = kv_record_value_bytes(prev, &owned, &rc);
+    if (!value) return rc;
     valuelen = prev->value_len;
   }
   /* etcd: ignore_lease keeps the key's lease; a put without it sets the given one
@@ -388,17 +424,22 @@ static int do_put(kv_write *w, const Etcdserverpb__PutRequest *req, Etcdserverpb
   int64_t lease = req->ignore_lease && prev ? prev->lease : req->lease;
   if (req->prev_kv && prev) {
     out->prev_kv = malloc(sizeof(Mvccpb__KeyValue));
-    if (!out->prev_kv || kv_fill_keyvalue(out->prev_kv, prev, prev_mod, false) < 0) return -ENOMEM;
+    rc = out->prev_kv ? kv_fill_keyvalue(out->prev_kv, prev, prev_mod, false) : -ENOMEM;
   }
-  /* The value may point into prev, which stays alive: records are only freed by compaction. */
-  return apply_put(w, req->key.data, req->key.len, value, valuelen, lease, prev);
+  /* Every read is done before the write: a failed one writes nothing. The value
+   * may point into prev, which stays alive: records are only freed by
+   * compaction, and replaced only under the write lock this write holds. */
+  if (rc == 0) rc = apply_put(w, req->key.data, req->key.len, value, valuelen, lease, prev);
+  free(owned);
+  return rc;
 }
 
 int kv_put(kv_write *w, const Etcdserverpb__PutRequest *req, Etcdserverpb__PutResponse *out,
            kv_error *err) {
   etcdserverpb__put_response__init(out);
   if (check_put(w, req, err) < 0) return -1;
-  if (do_put(w, req, out) < 0) return fail(err, GRPC_STATUS_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+  int rc = do_put(w, req, out);
+  if (rc < 0) return fail_rc(err, rc);
   return 0;
 }
 
@@ -448,18 +489,22 @@ static int do_delete_range(kv_write *w, const Etcdserverpb__DeleteRangeRequest *
       return -ENOMEM;
     }
   }
+  /* Every prev_kv is read before the first delete: a failed read writes nothing. */
   for (size_t i = 0; i < l.n; i++) {
     const kv_record *prev = revstore_get(k->revs, l.items[i].mod);
-    if (!prev) continue;
-    if (req->prev_kv) {
-      Mvccpb__KeyValue *kvp = malloc(sizeof(*kvp));
-      if (!kvp || kv_fill_keyvalue(kvp, prev, l.items[i].mod, false) < 0) {
-        if (kvp) out->prev_kvs[out->n_prev_kvs++] = kvp;
-        free(l.items);
-        return -ENOMEM;
-      }
-      out->prev_kvs[out->n_prev_kvs++] = kvp;
+    l.items[i].rec = prev;
+    if (!prev || !req->prev_kv) continue;
+    Mvccpb__KeyValue *kvp = malloc(sizeof(*kvp));
+    int rc = kvp ? kv_fill_keyvalue(kvp, prev, l.items[i].mod, false) : -ENOMEM;
+    if (kvp) out->prev_kvs[out->n_prev_kvs++] = kvp;
+    if (rc < 0) {
+      free(l.items);
+      return rc;
     }
+  }
+  for (size_t i = 0; i < l.n; i++) {
+    const kv_record *prev = l.items[i].rec;
+    if (!prev) continue;
     int rc = apply_delete_one(w, kv_record_key(prev), prev->key_len, prev);
     if (rc < 0) {
       free(l.items);
@@ -475,8 +520,8 @@ int kv_delete_range(kv_write *w, const Etcdserverpb__DeleteRangeRequest *req,
                     Etcdserverpb__DeleteRangeResponse *out, kv_error *err) {
   etcdserverpb__delete_range_response__init(out);
   if (req->key.len == 0) return fail(err, GRPC_STATUS_INVALID_ARGUMENT, KV_ERR_EMPTY_KEY);
-  if (do_delete_range(w, req, out) < 0)
-    return fail(err, GRPC_STATUS_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+  int rc = do_delete_range(w, req, out);
+  if (rc < 0) return fail_rc(err, rc);
   return 0;
 }
 
@@ -514,9 +559,13 @@ typedef struct compare_ctx {
   const Etcdserverpb__Compare *c;
   bool result;
   bool any;
+  int *rc;
 } compare_ctx;
 
-static bool compare_one(const Etcdserverpb__Compare *c, const kv_record *rec, mvcc_revision mod) {
+/* *rc gets -EIO/-ENOMEM when a value on disk cannot be read (the result is
+ * then meaningless: the txn fails). */
+static bool compare_one(const Etcdserverpb__Compare *c, const kv_record *rec, mvcc_revision mod,
+                        int *rc) {
   int cmp;
   if (c->target == ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE) {
     if (!rec) return false;
@@ -524,7 +573,11 @@ static bool compare_one(const Etcdserverpb__Compare *c, const kv_record *rec, mv
                               ? c->value.data
                               : NULL;
     size_t wantlen = c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE ? c->value.len : 0;
-    cmp = cmp_bytes(kv_record_value(rec), rec->value_len, want, wantlen);
+    uint8_t *owned;
+    const uint8_t *have = kv_record_value_bytes(rec, &owned, rc);
+    if (!have) return false;
+    cmp = cmp_bytes(have, rec->value_len, want, wantlen);
+    free(owned);
   } else {
     /* target_union is a C union: a member only counts when it is the one the
      * target names; otherwise etcd reads the wanted value as 0. */
@@ -567,30 +620,30 @@ static int compare_visit(void *arg, const uint8_t *key, size_t keylen, mvcc_revi
   (void)key, (void)keylen, (void)created, (void)version;
   compare_ctx *cc = arg;
   cc->any = true;
-  if (!compare_one(cc->c, revstore_get(cc->kv->revs, mod), mod)) {
+  if (!compare_one(cc->c, revstore_get(cc->kv->revs, mod), mod, cc->rc)) {
     cc->result = false;
     return 1;
   }
   return 0;
 }
 
-static bool evaluate_compare(const kv *k, const Etcdserverpb__Compare *c, int64_t rev) {
+static bool evaluate_compare(const kv *k, const Etcdserverpb__Compare *c, int64_t rev, int *rc) {
   if (c->range_end.len == 0) {
     mvcc_revision mod = {0, 0};
     const kv_record *rec = live_record(k, c->key.data, c->key.len, rev, &mod);
-    return compare_one(c, rec, mod);
+    return compare_one(c, rec, mod, rc);
   }
-  compare_ctx cc = {.kv = k, .c = c, .result = true};
+  compare_ctx cc = {.kv = k, .c = c, .result = true, .rc = rc};
   mvcc_index_range(k->index, c->key.data, c->key.len, c->range_end.data, c->range_end.len, rev,
                    compare_visit, &cc);
   /* etcd: an empty range compares like a missing key. */
-  if (!cc.any) return compare_one(c, NULL, (mvcc_revision){0, 0});
+  if (!cc.any) return compare_one(c, NULL, (mvcc_revision){0, 0}, rc);
   return cc.result;
 }
 
-static bool txn_succeeds(const kv *k, const Etcdserverpb__TxnRequest *t, int64_t rev) {
+static bool txn_succeeds(const kv *k, const Etcdserverpb__TxnRequest *t, int64_t rev, int *rc) {
   for (size_t i = 0; i < t->n_compare; i++)
-    if (!evaluate_compare(k, t->compare[i], rev)) return false;
+    if (!evaluate_compare(k, t->compare[i], rev, rc) || *rc < 0) return false;
   return true;
 }
 
@@ -754,7 +807,9 @@ static int path_push(txn_path *p, bool v) {
 }
 
 static int choose_path(const kv_write *w, const Etcdserverpb__TxnRequest *t, txn_path *p, kv_error *err) {
-  bool ok = txn_succeeds(w->kv, t, write_read_rev(w));
+  int crc = 0;
+  bool ok = txn_succeeds(w->kv, t, write_read_rev(w), &crc);
+  if (crc < 0) return fail_rc(err, crc);
   if (path_push(p, ok) < 0) return fail(err, GRPC_STATUS_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
   Etcdserverpb__RequestOp *const *ops = ok ? t->success : t->failure;
   size_t n = ok ? t->n_success : t->n_failure;
@@ -807,7 +862,7 @@ static int apply_txn(kv_write *w, const Etcdserverpb__TxnRequest *t, const txn_p
         if (!rr) return -ENOMEM;
         r->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE;
         r->response_range = rr;
-        if (kv_range(w->kv, ops[i]->request_range, write_read_rev(w), rr, &err) < 0) return -ENOMEM;
+        if (kv_range(w->kv, ops[i]->request_range, write_read_rev(w), rr, &err) < 0) return err_rc(&err);
         rr->header = header_at(write_read_rev(w));
         break;
       }
@@ -817,7 +872,8 @@ static int apply_txn(kv_write *w, const Etcdserverpb__TxnRequest *t, const txn_p
         etcdserverpb__put_response__init(pr);
         r->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT;
         r->response_put = pr;
-        if (do_put(w, ops[i]->request_put, pr) < 0) return -ENOMEM;
+        int prc = do_put(w, ops[i]->request_put, pr);
+        if (prc < 0) return prc;
         pr->header = header_at(write_read_rev(w));
         break;
       }
@@ -827,7 +883,8 @@ static int apply_txn(kv_write *w, const Etcdserverpb__TxnRequest *t, const txn_p
         etcdserverpb__delete_range_response__init(dr);
         r->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
         r->response_delete_range = dr;
-        if (do_delete_range(w, ops[i]->request_delete_range, dr) < 0) return -ENOMEM;
+        int drc = do_delete_range(w, ops[i]->request_delete_range, dr);
+        if (drc < 0) return drc;
         dr->header = header_at(write_read_rev(w));
         break;
       }
@@ -840,7 +897,8 @@ static int apply_txn(kv_write *w, const Etcdserverpb__TxnRequest *t, const txn_p
         /* etcd: a nested txn's own header stays empty. */
         tr->header = header_at(0);
         if (!tr->header) return -ENOMEM;
-        if (apply_txn(w, ops[i]->request_txn, p, pos, tr) < 0) return -ENOMEM;
+        int trc = apply_txn(w, ops[i]->request_txn, p, pos, tr);
+        if (trc < 0) return trc;
         break;
       }
       default:
@@ -862,7 +920,7 @@ int kv_txn(kv_write *w, const Etcdserverpb__TxnRequest *req, Etcdserverpb__TxnRe
   size_t pos = 0;
   int rc = apply_txn(w, req, &p, &pos, out);
   free(p.taken);
-  if (rc < 0) return fail(err, GRPC_STATUS_RESOURCE_EXHAUSTED, "etcdserver: out of memory");
+  if (rc < 0) return fail_rc(err, rc);
   return 0;
 }
 
@@ -908,13 +966,23 @@ int kv_replay(kv *k, mvcc_revision rev, bool is_delete, const uint8_t *key, size
 int kv_restore(kv *k, mvcc_revision rev, const uint8_t *key, size_t keylen, const uint8_t *value,
                size_t valuelen, int64_t create_revision, int64_t version, int64_t lease,
                bool tombstone, int64_t compact_rev) {
-  kv_record *rec = kv_record_new(key, keylen, value, valuelen, tombstone ? 0 : create_revision,
-                                 tombstone ? 0 : version, tombstone ? 0 : lease, tombstone);
+  return kv_restore_at(k, rev, key, keylen, value, valuelen, NULL, 0, create_revision, version,
+                       lease, tombstone, compact_rev);
+}
+
+int kv_restore_at(kv *k, mvcc_revision rev, const uint8_t *key, size_t keylen, const uint8_t *value,
+                  size_t valuelen, value_file *file, uint64_t value_off, int64_t create_revision,
+                  int64_t version, int64_t lease, bool tombstone, int64_t compact_rev) {
+  kv_record *rec =
+      file && !tombstone && valuelen
+          ? kv_record_new_on_disk(key, keylen, valuelen, file, value_off, create_revision, version, lease)
+          : kv_record_new(key, keylen, value, valuelen, tombstone ? 0 : create_revision,
+                          tombstone ? 0 : version, tombstone ? 0 : lease, tombstone);
   if (!rec) return -ENOMEM;
   int rc = rev.main <= compact_rev ? revstore_restore_compacted(k->revs, rev, rec, compact_rev)
                                    : revstore_append(k->revs, rev, rec);
   if (rc < 0) {
-    free(rec);
+    kv_record_free(rec);
     return rc;
   }
   /* etcd's restoreIntoIndex: a key's first surviving record restores its

@@ -45,6 +45,12 @@ extern const char KV_ERR_LEASE_PROVIDED[];
 extern const char KV_ERR_LEASE_NOT_FOUND[];
 extern const char KV_ERR_DUPLICATE_KEY[];
 extern const char KV_ERR_TOO_MANY_OPS[];
+/* A value held in a snapshot file could not be read (EIO, or the file was cut
+ * short): the request fails with GRPC_STATUS_INTERNAL and this message, and
+ * writes nothing when no change was made yet (a txn that fails after its first
+ * change leaves a partial write behind: the caller must not commit it, see
+ * store.c). */
+extern const char KV_ERR_VALUE_READ[];
 
 #define KV_MAX_TXN_OPS 128
 
@@ -124,6 +130,12 @@ void kv_set_rev(kv *kv, int64_t rev);
 int kv_restore(kv *kv, mvcc_revision rev, const uint8_t *key, size_t keylen, const uint8_t *value,
                size_t valuelen, int64_t create_revision, int64_t version, int64_t lease,
                bool tombstone, int64_t compact_rev);
+/* kv_restore with the value in a snapshot file: file (not NULL) holds the
+ * valuelen bytes at value_off; the record references it instead of copying
+ * value (which may be NULL). Tombstones and empty values stay in memory. */
+int kv_restore_at(kv *kv, mvcc_revision rev, const uint8_t *key, size_t keylen, const uint8_t *value,
+                  size_t valuelen, value_file *file, uint64_t value_off, int64_t create_revision,
+                  int64_t version, int64_t lease, bool tombstone, int64_t compact_rev);
 void kv_restore_finish(kv *kv, int64_t rev, int64_t compact_rev);
 
 /* Deletes every key in keys[] within w (lease revoke: one revision for all). */
@@ -138,7 +150,9 @@ const kv_record *kv_live(const kv *kv, const uint8_t *key, size_t keylen, int64_
 bool kv_in_range(const uint8_t *key, size_t keylen, const uint8_t *start, size_t startlen,
                  const uint8_t *end, size_t endlen);
 
-/* Fills a KeyValue (deep copy; value omitted when keys_only). */
+/* Fills a KeyValue (deep copy; value omitted when keys_only, else read into
+ * the response: memcpy, or pread from the snapshot file). 0, -ENOMEM or -EIO
+ * (out keeps what it got: free it with the response). */
 int kv_fill_keyvalue(Mvccpb__KeyValue *out, const kv_record *rec, mvcc_revision mod, bool keys_only);
 
 #endif

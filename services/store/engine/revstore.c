@@ -32,6 +32,7 @@ struct revstore {
   int64_t compacted;
   size_t bytes;
   size_t records;
+  size_t value_resident, value_on_disk;
 };
 
 kv_record *kv_record_new(const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len,
@@ -45,12 +46,83 @@ kv_record *kv_record_new(const uint8_t *key, size_t key_len, const uint8_t *valu
   r->value_len = (uint32_t)value_len;
   r->tombstone = tombstone;
   r->keep = false;
+  r->on_disk = false;
   if (key_len) memcpy(r->data, key, key_len);
   if (value_len) memcpy(r->data + key_len, value, value_len);
   return r;
 }
 
-static size_t record_bytes(const kv_record *r) { return sizeof(*r) + r->key_len + r->value_len; }
+kv_record *kv_record_new_on_disk(const uint8_t *key, size_t key_len, size_t value_len,
+                                 value_file *file, uint64_t off, int64_t create_revision,
+                                 int64_t version, int64_t lease) {
+  kv_record *r = malloc(sizeof(*r) + key_len + sizeof(kv_value_ref));
+  if (!r) return NULL;
+  r->create_revision = create_revision;
+  r->version = version;
+  r->lease = lease;
+  r->key_len = (uint32_t)key_len;
+  r->value_len = (uint32_t)value_len;
+  r->tombstone = false;
+  r->keep = false;
+  r->on_disk = true;
+  if (key_len) memcpy(r->data, key, key_len);
+  value_file_ref(file);
+  kv_value_ref ref = {file, off};
+  memcpy(r->data + key_len, &ref, sizeof(ref));
+  return r;
+}
+
+void kv_record_free(kv_record *r) {
+  if (!r) return;
+  if (r->on_disk) value_file_unref(kv_record_ref(r).file);
+  free(r);
+}
+
+int kv_record_read_value(const kv_record *r, uint8_t *dst) {
+  if (r->value_len == 0) return 0;
+  if (!r->on_disk) {
+    memcpy(dst, r->data + r->key_len, r->value_len);
+    return 0;
+  }
+  kv_value_ref ref = kv_record_ref(r);
+  return value_file_read(ref.file, ref.off, dst, r->value_len);
+}
+
+const uint8_t *kv_record_value_bytes(const kv_record *r, uint8_t **owned, int *rc) {
+  *owned = NULL;
+  *rc = 0;
+  if (!r->on_disk) return r->data + r->key_len;
+  uint8_t *b = malloc(r->value_len ? r->value_len : 1);
+  if (!b) {
+    *rc = -ENOMEM;
+    return NULL;
+  }
+  if ((*rc = kv_record_read_value(r, b)) < 0) {
+    free(b);
+    return NULL;
+  }
+  *owned = b;
+  return b;
+}
+
+static size_t record_bytes(const kv_record *r) {
+  return sizeof(*r) + r->key_len + (r->on_disk ? sizeof(kv_value_ref) : r->value_len);
+}
+
+/* Counters, as a record enters (+1) or leaves (-1) the store. */
+static void account(revstore *rs, const kv_record *r, int dir) {
+  size_t b = record_bytes(r);
+  size_t *v = r->on_disk ? &rs->value_on_disk : &rs->value_resident;
+  if (dir > 0) {
+    rs->bytes += b;
+    rs->records++;
+    *v += r->value_len;
+  } else {
+    rs->bytes -= b;
+    rs->records--;
+    *v -= r->value_len;
+  }
+}
 
 revstore *revstore_create(void) {
   return calloc(1, sizeof(revstore));
@@ -60,7 +132,7 @@ static kv_record **slot_records(rev_slot *s) { return s->cap > 1 ? s->u.many : &
 
 static void slot_free(rev_slot *s) {
   kv_record **recs = slot_records(s);
-  for (uint32_t i = 0; i < s->n; i++) free(recs[i]);
+  for (uint32_t i = 0; i < s->n; i++) kv_record_free(recs[i]);
   if (s->cap > 1) free(s->u.many);
   memset(s, 0, sizeof(*s));
 }
@@ -68,7 +140,7 @@ static void slot_free(rev_slot *s) {
 void revstore_destroy(revstore *rs) {
   if (!rs) return;
   for (size_t i = rs->start; i < rs->len; i++) slot_free(&rs->slots[i]);
-  for (size_t i = 0; i < rs->old_n; i++) free(rs->old[i].rec);
+  for (size_t i = 0; i < rs->old_n; i++) kv_record_free(rs->old[i].rec);
   free(rs->slots);
   free(rs->old);
   free(rs);
@@ -131,8 +203,7 @@ int revstore_append(revstore *rs, mvcc_revision rev, kv_record *rec) {
     s->u.many[s->n] = rec;
   }
   s->n++;
-  rs->bytes += record_bytes(rec);
-  rs->records++;
+  account(rs, rec, 1);
   return 0;
 }
 
@@ -155,8 +226,7 @@ int revstore_restore_compacted(revstore *rs, mvcc_revision rev, kv_record *rec, 
   if (rc < 0) return rc;
   rs->compacted = compacted;
   if (compacted > rs->last) rs->last = compacted;
-  rs->bytes += record_bytes(rec);
-  rs->records++;
+  account(rs, rec, 1);
   return 0;
 }
 
@@ -244,6 +314,24 @@ int revstore_each_from(const revstore *rs, mvcc_revision from, int64_t to_main,
   return 0;
 }
 
+kv_record *revstore_replace(revstore *rs, mvcc_revision rev, kv_record *rec) {
+  kv_record **ref = NULL;
+  if (rev.main <= rs->compacted) {
+    const old_record *o = old_find(rs, rev);
+    if (o) ref = &rs->old[o - rs->old].rec;
+  } else {
+    rev_slot *s = slot_at(rs, rev.main);
+    if (s && rev.sub >= 0 && rev.sub < (int64_t)s->n) ref = &slot_records(s)[rev.sub];
+  }
+  if (!ref) return NULL;
+  kv_record *old = *ref;
+  rec->keep = old->keep;
+  account(rs, old, -1);
+  account(rs, rec, 1);
+  *ref = rec;
+  return old;
+}
+
 void revstore_mark_keep(revstore *rs, mvcc_revision rev) {
   kv_record *r = revstore_get(rs, rev);
   if (r) r->keep = true;
@@ -262,9 +350,8 @@ void revstore_compact(revstore *rs, int64_t rev) {
     if (r->keep && old_push(rs, prev[i].rev, r) == 0) {
       r->keep = false;
     } else {
-      rs->bytes -= record_bytes(r);
-      rs->records--;
-      free(r);
+      account(rs, r, -1);
+      kv_record_free(r);
     }
   }
   free(prev);
@@ -277,9 +364,8 @@ void revstore_compact(revstore *rs, int64_t rev) {
       if (r->keep && old_push(rs, rv, r) == 0) {
         r->keep = false;
       } else {
-        rs->bytes -= record_bytes(r);
-        rs->records--;
-        free(r);
+        account(rs, r, -1);
+        kv_record_free(r);
       }
     }
     if (s->cap > 1) free(s->u.many);
@@ -291,3 +377,5 @@ void revstore_compact(revstore *rs, int64_t rev) {
 
 size_t revstore_bytes(const revstore *rs) { return rs->bytes; }
 size_t revstore_records(const revstore *rs) { return rs->records; }
+size_t revstore_value_bytes_resident(const revstore *rs) { return rs->value_resident; }
+size_t revstore_value_bytes_on_disk(const revstore *rs) { return rs->value_on_disk; }

@@ -13,6 +13,7 @@
 #include "services/store/engine/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -378,8 +379,12 @@ static int encode_compact(int64_t revision, store_op *op) {
 
 /* ------------------------------------------------------------------ events */
 
+/* Copies one change into e; values on disk are read (-EIO when that fails).
+ * live: the change was just applied (its value is in memory); a prev that
+ * cannot be read is then left out (has_prev false: a watcher that wants it
+ * replays the revision from history) rather than failing the write. */
 static int fill_event(store *s, store_event *e, bool is_delete, mvcc_revision rev, const kv_record *rec,
-                      bool with_prev) {
+                      bool with_prev, bool live) {
   memset(e, 0, sizeof(*e));
   e->is_delete = is_delete;
   e->rev = rev;
@@ -391,7 +396,8 @@ static int fill_event(store *s, store_event *e, bool is_delete, mvcc_revision re
     e->valuelen = rec->value_len;
     e->value = malloc(rec->value_len ? rec->value_len : 1);
     if (!e->value) return -ENOMEM;
-    memcpy(e->value, kv_record_value(rec), rec->value_len);
+    int rc = kv_record_read_value(rec, e->value);
+    if (rc < 0) return rc;
     e->create_revision = rec->create_revision;
     e->version = rec->version;
     e->lease = rec->lease;
@@ -402,11 +408,18 @@ static int fill_event(store *s, store_event *e, bool is_delete, mvcc_revision re
     mvcc_revision pm;
     const kv_record *prev = kv_live(s->kv, kv_record_key(rec), rec->key_len, rev.main - 1, &pm);
     if (prev) {
-      e->has_prev = true;
       e->prev_valuelen = prev->value_len;
       e->prev_value = malloc(prev->value_len ? prev->value_len : 1);
       if (!e->prev_value) return -ENOMEM;
-      memcpy(e->prev_value, kv_record_value(prev), prev->value_len);
+      int rc = kv_record_read_value(prev, e->prev_value);
+      if (rc < 0) {
+        if (!live) return rc;
+        free(e->prev_value);
+        e->prev_value = NULL;
+        e->prev_valuelen = 0;
+        return 0;
+      }
+      e->has_prev = true;
       e->prev_create_revision = prev->create_revision;
       e->prev_mod_revision = pm.main;
       e->prev_version = prev->version;
@@ -429,7 +442,7 @@ static store_event_batch *capture_events(store *s, const kv_write *w, int64_t re
   for (size_t i = 0; i < w->nchanges; i++) {
     b->n = i + 1;
     if (fill_event(s, &b->events[i], w->changes[i].is_delete, w->changes[i].rev, w->changes[i].rec,
-                   with_prev) < 0) {
+                   with_prev, true) < 0) {
       store_event_batch_free(b);
       return NULL;
     }
@@ -526,7 +539,7 @@ static int history_visit(void *arg, mvcc_revision rev, const kv_record *rec) {
     h->batch.events = p;
     h->cap = ncap;
   }
-  int rc = fill_event(h->s, &h->batch.events[h->batch.n], rec->tombstone, rev, rec, h->with_prev);
+  int rc = fill_event(h->s, &h->batch.events[h->batch.n], rec->tombstone, rev, rec, h->with_prev, false);
   h->batch.n++;
   return rc < 0 ? (h->rc = rc) : 0;
 }
@@ -552,8 +565,8 @@ int store_history(store *s, const uint8_t *key, size_t keylen, const uint8_t *en
   free(h.batch.events);
   pthread_rwlock_unlock(&s->lock);
   if (h.rc < 0) {
-    err->code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-    err->message = "etcdserver: out of memory";
+    err->code = h.rc == -EIO ? GRPC_STATUS_INTERNAL : GRPC_STATUS_RESOURCE_EXHAUSTED;
+    err->message = h.rc == -EIO ? KV_ERR_VALUE_READ : "etcdserver: out of memory";
     return -1;
   }
   return 0;
@@ -720,6 +733,17 @@ static int apply_one(store *s, store_op *op) {
     op->err.code = GRPC_STATUS_RESOURCE_EXHAUSTED;
     op->err.message = "etcdserver: out of memory";
   }
+  if (rc < 0 && w.nchanges > 0) {
+    /* Failed after its first change (a value it had to read was unreadable,
+     * or memory ran out): the kv holds a partial write that must never be
+     * committed or logged. Stop writing, as for a WAL failure; a restart
+     * recovers from disk, where none of it is. */
+    LOG_ERROR("store: a write failed half-applied; refusing writes until restart", "code",
+              log_int(op->err.code), "error", op->err.message ? op->err.message : "?");
+    kv_write_release(&w);
+    pthread_rwlock_unlock(&s->lock);
+    return -EIO;
+  }
   if (rc < 0) {
     op->failed = true;
     kv_write_release(&w);
@@ -787,15 +811,30 @@ typedef struct snap_job {
   size_t nleases, capleases;
 } snap_job;
 
+/* A value the new file holds: the record at (main, sub) can read it at off. */
+typedef struct snap_move {
+  int64_t main, sub;
+  uint64_t off;
+} snap_move;
+
 typedef struct snap_writer {
   store *s;
   snap_job *job;
   snapshot_sink *sink;
   uint8_t *buf; /* one record: meta, leases */
   size_t cap;
-  /* One chunk of encoded SnapshotKv records, each [u32 length][bytes]. */
+  /* One chunk of encoded SnapshotKv records, each [u32 length][bytes], and
+   * for each whether it carries a value. */
   uint8_t *chunk;
   size_t chunk_len, chunk_cap, chunk_records;
+  bool *has_value;
+  size_t has_value_cap;
+  uint8_t *vbuf; /* a value read back from the previous snapshot file */
+  size_t vcap;
+  /* Where every value landed in the file (for the repoint once it is durable). */
+  snap_move *moves;
+  size_t nmoves, capmoves;
+  bool moves_oom;
   mvcc_revision next; /* where the walk resumes */
   uint64_t records, bytes;
   int64_t produced_ms; /* when the last chunk was handed to the file */
@@ -824,11 +863,40 @@ static int snap_emit(snap_writer *w, const store_record *r) {
 /* Under the read lock: encodes one record into the chunk; 1 = the chunk is full. */
 static int snap_collect(void *arg, mvcc_revision rev, const kv_record *rec) {
   snap_writer *w = arg;
+  const uint8_t *value = kv_record_value(rec);
+  if (rec->on_disk) {
+    /* Copied from the previous snapshot file into this one. */
+    if (rec->value_len > w->vcap) {
+      uint8_t *p = realloc(w->vbuf, rec->value_len);
+      if (!p) {
+        w->rc = -ENOMEM;
+        return 1;
+      }
+      w->vbuf = p;
+      w->vcap = rec->value_len;
+    }
+    if (kv_record_read_value(rec, w->vbuf) < 0) {
+      w->rc = -EIO;
+      return 1;
+    }
+    value = w->vbuf;
+  }
+  if (w->chunk_records == w->has_value_cap) {
+    size_t ncap = w->has_value_cap ? w->has_value_cap * 2 : SNAP_CHUNK_RECORDS;
+    bool *p = realloc(w->has_value, ncap * sizeof(*p));
+    if (!p) {
+      w->rc = -ENOMEM;
+      return 1;
+    }
+    w->has_value = p;
+    w->has_value_cap = ncap;
+  }
+  w->has_value[w->chunk_records] = !rec->tombstone && rec->value_len > 0;
   store_record r = {.kind = STORE_RECORD_SNAPSHOT_KV,
                     .snapshot_kv = {.main = rev.main,
                                     .sub = rev.sub,
                                     .key = {kv_record_key(rec), rec->key_len},
-                                    .value = {kv_record_value(rec), rec->value_len},
+                                    .value = {value, rec->value_len},
                                     .create_revision = rec->create_revision,
                                     .version = rec->version,
                                     .lease = rec->lease,
@@ -863,6 +931,41 @@ static int snap_collect(void *arg, mvcc_revision rev, const kv_record *rec) {
   return w->chunk_len >= SNAP_CHUNK_BYTES || w->chunk_records >= SNAP_CHUNK_RECORDS;
 }
 
+typedef struct value_at {
+  const uint8_t *base;
+  snap_move *move;
+} value_at;
+
+static int find_value(void *arg, const store_snapshot_kv *kv) {
+  value_at *v = arg;
+  *v->move = (snap_move){kv->main, kv->sub, (uint64_t)(kv->value.data - v->base)};
+  return 0;
+}
+
+/* Notes where the value of the SnapshotKv record rec[0..len) starts in the
+ * file, given that its chunk payload starts at `at`. The decoder hands out
+ * slices into the buffer, so the value's position is exact whatever the
+ * encoding. Best effort: a record not noted keeps its value in memory. */
+static void note_move(snap_writer *w, const uint8_t *rec, size_t len, uint64_t at) {
+  if (w->moves_oom) return;
+  if (w->nmoves == w->capmoves) {
+    size_t ncap = w->capmoves ? w->capmoves * 2 : 4096;
+    snap_move *p = realloc(w->moves, ncap * sizeof(*p));
+    if (!p) {
+      w->moves_oom = true;
+      return;
+    }
+    w->moves = p;
+    w->capmoves = ncap;
+  }
+  static const store_record_visitor v = {.snapshot_kv = find_value};
+  value_at va = {rec, &w->moves[w->nmoves]};
+  if (store_record_decode(rec, len, &v, &va, NULL) == 0) {
+    w->moves[w->nmoves].off += at;
+    w->nmoves++;
+  }
+}
+
 static int snap_produce(void *arg, snapshot_sink *sink) {
   snap_writer *w = arg;
   store *s = w->s;
@@ -887,11 +990,14 @@ static int snap_produce(void *arg, snapshot_sink *sink) {
     pthread_rwlock_unlock(&s->lock);
     if (w->rc < 0) return w->rc;
     /* The file is written with no lock held. */
-    for (size_t off = 0; off < w->chunk_len;) {
+    size_t k = 0;
+    for (size_t off = 0; off < w->chunk_len; k++) {
       uint32_t len;
       memcpy(&len, w->chunk + off, 4);
+      uint64_t at = snapshot_sink_offset(sink);
       rc = snapshot_sink_write(sink, w->chunk + off + 4, len);
       if (rc < 0) return rc;
+      if (w->has_value[k]) note_move(w, w->chunk + off + 4, len, at);
       off += 4 + (size_t)len;
       w->bytes += len;
     }
@@ -907,6 +1013,56 @@ static int snap_produce(void *arg, snapshot_sink *sink) {
       return 0;
     }
   }
+}
+
+#define REPOINT_BATCH 1024
+
+/* On the snapshot thread, once the file is durable and renamed, with
+ * compaction still held (nothing at or below R can be freed meanwhile): every
+ * value the file holds is served from it from now on and its in-memory copy
+ * (or its reference into an older snapshot file) is dropped. Under the write
+ * lock, REPOINT_BATCH records at a time: records are only replaced under the
+ * write lock, so nothing that reads under the read lock, or in the apply
+ * thread's write, ever sees one go. */
+static size_t snap_repoint(store *s, snap_writer *w, uint64_t index) {
+  if (w->nmoves == 0) return 0;
+  char path[sizeof(s->snap_dir) + 32];
+  snprintf(path, sizeof(path), "%s/%016llx.snap", s->snap_dir, (unsigned long long)index);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    LOG_WARN("store: cannot open the new snapshot to read values from; they stay in memory", "file",
+             path, "error", strerror(errno));
+    return 0;
+  }
+  value_file *f = value_file_adopt(fd, path, index);
+  if (!f) return 0;
+  size_t moved = 0;
+  bool stop = false;
+  for (size_t i = 0; i < w->nmoves && !stop && !atomic_load(&s->snap_cancel);) {
+    pthread_rwlock_wrlock(&s->lock);
+    revstore *rs = kv_revstore(s->kv);
+    for (size_t end = i + REPOINT_BATCH; i < w->nmoves && i < end; i++) {
+      mvcc_revision rev = {w->moves[i].main, w->moves[i].sub};
+      const kv_record *old = revstore_get(rs, rev);
+      if (!old || old->tombstone || old->value_len == 0) continue;
+      if (old->on_disk && kv_record_ref(old).file == f) continue;
+      kv_record *nr = kv_record_new_on_disk(kv_record_key(old), old->key_len, old->value_len, f,
+                                            w->moves[i].off, old->create_revision, old->version,
+                                            old->lease);
+      if (!nr) {
+        stop = true; /* out of memory: the rest stays where it is */
+        break;
+      }
+      kv_record_free(revstore_replace(rs, rev, nr));
+      moved++;
+    }
+    pthread_rwlock_unlock(&s->lock);
+  }
+  value_file_unref(f);
+  /* The freed values are spread over many pages: hand them back now rather
+   * than when the allocator's decay gets to them, so VmRSS shows it. */
+  if (s->opts.release_memory) s->opts.release_memory();
+  return moved;
 }
 
 static void *snap_main(void *arg) {
@@ -932,6 +1088,8 @@ static void *snap_main(void *arg) {
   if (rc == 0) rc = snapshot_write(s->snap_dir, job->index, snap_produce, &w, &oldest, &err);
   free(w.buf);
   free(w.chunk);
+  free(w.vbuf);
+  free(w.has_value);
   if (rc < 0) {
     /* Not fatal: the WAL still holds everything; the next one comes after
      * another snapshot_count records. */
@@ -949,11 +1107,20 @@ static void *snap_main(void *arg) {
      * must find every later record). */
     int removed = wal_truncate_before(s->wal, oldest, &err);
     if (removed < 0) LOG_WARN("store: WAL truncation failed", "error", err.message);
+    int64_t t_written = now_ms();
+    size_t moved = snap_repoint(s, &w, job->index);
+    snap_hook(s, STORE_SNAPSHOT_REPOINTED, job->index, moved);
+    pthread_rwlock_rdlock(&s->lock);
+    size_t resident = revstore_value_bytes_resident(kv_revstore(s->kv));
+    pthread_rwlock_unlock(&s->lock);
     LOG_INFO("store: snapshot written", "index", log_int((long long)job->index), "revision",
              log_int(job->revision), "records", log_int((long long)w.records), "bytes",
-             log_int((long long)w.bytes), "ms", log_int(now_ms() - t0), "sync_ms",
-             log_int(now_ms() - w.produced_ms), "wal_segments_removed", log_int(removed));
+             log_int((long long)w.bytes), "ms", log_int(t_written - t0), "sync_ms",
+             log_int(t_written - w.produced_ms), "wal_segments_removed", log_int(removed),
+             "values_moved_to_file", log_int((long long)moved), "repoint_ms",
+             log_int(now_ms() - t_written), "value_bytes_resident", log_int((long long)resident));
   }
+  free(w.moves);
   free(job->leases);
   free(job);
   pthread_mutex_lock(&s->mu);
@@ -1065,6 +1232,12 @@ typedef struct snap_loader {
   int64_t revision, compact_revision;
   uint64_t wal_index;
   bool have_meta;
+  /* The file values are read back from (one reference held by the loader),
+   * and the chunk being loaded with its offset in that file. */
+  value_file *file;
+  bool no_file; /* could not keep the file open: values are copied into memory */
+  const uint8_t *chunk;
+  uint64_t chunk_off;
   keel_error *err;
 } snap_loader;
 
@@ -1086,9 +1259,11 @@ static int load_lease(void *arg, int64_t id, int64_t ttl) {
 static int load_kv(void *arg, const store_snapshot_kv *kv) {
   snap_loader *l = arg;
   if (!l->have_meta) return -EBADMSG;
-  int rc = kv_restore(l->s->kv, (mvcc_revision){kv->main, kv->sub}, kv->key.data, kv->key.len,
-                      kv->value.data, kv->value.len, kv->create_revision, kv->version, kv->lease,
-                      kv->tombstone, l->compact_revision);
+  /* The decoder's slices point into the chunk: the value's place in the file. */
+  uint64_t value_off = l->chunk_off + (uint64_t)(kv->value.data - l->chunk);
+  int rc = kv_restore_at(l->s->kv, (mvcc_revision){kv->main, kv->sub}, kv->key.data, kv->key.len,
+                         kv->value.data, kv->value.len, l->file, value_off, kv->create_revision,
+                         kv->version, kv->lease, kv->tombstone, l->compact_revision);
   if (rc < 0)
     return keel_error_set(l->err, -rc, "snapshot: record %lld.%lld does not fit the state",
                           (long long)kv->main, (long long)kv->sub);
@@ -1105,8 +1280,20 @@ static int load_refuse_rev(void *arg, int64_t r) {
   return -EBADMSG;
 }
 
-static int load_chunk(void *arg, const uint8_t *chunk, size_t len) {
+static int load_chunk(void *arg, const uint8_t *chunk, size_t len, uint64_t offset, int fd) {
   snap_loader *l = arg;
+  if (l->have_meta && !l->file && !l->no_file) {
+    char path[sizeof(l->s->snap_dir) + 32];
+    snprintf(path, sizeof(path), "%s/%016llx.snap", l->s->snap_dir, (unsigned long long)l->wal_index);
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    l->file = own >= 0 ? value_file_adopt(own, path, l->wal_index) : NULL;
+    if (!l->file) {
+      l->no_file = true;
+      LOG_WARN("store: cannot keep the snapshot open; its values are loaded into memory", "file", path);
+    }
+  }
+  l->chunk = chunk;
+  l->chunk_off = offset;
   static const store_record_visitor v = {.txn = load_refuse_txn,
                                          .compact = load_refuse_rev,
                                          .lease_grant = load_lease,
@@ -1131,7 +1318,8 @@ static void process_op(store *s, store_op *op) {
   if (len < 0) {
     /* The kv changed but the record cannot be written: stop writing. */
     atomic_store(&s->failed_errno, -len);
-    LOG_ERROR("store: cannot encode a WAL record", "error", log_int(len));
+    LOG_ERROR("store: cannot apply or encode a write; refusing writes until restart", "error",
+              log_int(len));
     fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
     complete(s, op);
     return;
@@ -1457,7 +1645,10 @@ void store_get_status(store *s, store_status *out) {
   out->compact_revision = kv_compact_rev(s->kv);
   out->keys = kv_key_count(s->kv);
   out->memory_bytes = kv_memory_bytes(s->kv);
+  out->value_bytes_resident = revstore_value_bytes_resident(kv_revstore(s->kv));
+  out->value_bytes_on_disk = revstore_value_bytes_on_disk(kv_revstore(s->kv));
   pthread_rwlock_unlock(&s->lock);
+  out->value_files_open = (uint64_t)value_file_open_count();
   pthread_mutex_lock(&s->lease_mu);
   out->leases = lessor_count(s->leases);
   pthread_mutex_unlock(&s->lease_mu);
@@ -1522,7 +1713,8 @@ store *store_open(const store_options *opts, keel_error *err) {
   }
   snap_loader loader = {.s = s, .err = err};
   uint64_t snap_index = 0;
-  int loaded = snapshot_load_latest(s->snap_dir, load_chunk, &loader, &snap_index, err);
+  int loaded = snapshot_load_latest_at(s->snap_dir, load_chunk, &loader, &snap_index, err);
+  value_file_unref(loader.file); /* the records hold theirs */
   if (loaded < 0) {
     keel_error_wrap(err, "open store %s: load snapshot", opts->data_dir);
     store_close(s);
@@ -1549,6 +1741,7 @@ store *store_open(const store_options *opts, keel_error *err) {
     store_close(s);
     return NULL;
   }
+  if (s->opts.release_memory) s->opts.release_memory();
   wal_stats ws;
   wal_get_stats(s->wal, &ws);
   s->last_appended = ws.last_index;
@@ -1565,7 +1758,9 @@ store *store_open(const store_options *opts, keel_error *err) {
   if (pthread_create(&s->lease_thread, NULL, lease_main, s) == 0) s->lease_started = true;
   LOG_INFO("store: recovered", "data_dir", opts->data_dir, "revision", log_int(kv_rev(s->kv)),
            "compacted", log_int(kv_compact_rev(s->kv)), "wal_records", log_int((long long)ws.replayed),
-           "keys", log_int((long long)kv_key_count(s->kv)));
+           "keys", log_int((long long)kv_key_count(s->kv)), "value_bytes_resident",
+           log_int((long long)revstore_value_bytes_resident(kv_revstore(s->kv))), "value_bytes_on_disk",
+           log_int((long long)revstore_value_bytes_on_disk(kv_revstore(s->kv))));
   return s;
 }
 

@@ -21,8 +21,13 @@
  * snapshot: it would free records the snapshot still reads). store.c has the
  * details.
  *
- * Recovery (store_open) loads the newest valid snapshot and replays the WAL
- * records after it into a fresh kv. A storage failure puts
+ * Values: once a snapshot is durable, the values it holds are read from the
+ * file (pread) and their in-memory copies freed; only values written since
+ * stay in memory (they are in the WAL too). See value_file.h.
+ *
+ * Recovery (store_open) loads the newest valid snapshot (its index and
+ * metadata; values stay in the file) and replays the WAL records after it into
+ * a fresh kv. A storage failure puts
  * the store in a failed state: every later write completes with UNAVAILABLE
  * "etcdserver: storage failure: ..."; a restart recovers from disk. */
 #ifndef KEEL_SERVICES_STORE_ENGINE_STORE_H
@@ -65,9 +70,21 @@ typedef struct store_options {
   void (*snapshot_hook)(void *arg, int phase, uint64_t index, uint64_t records);
   void *snapshot_hook_arg;
   int64_t snapshot_chunk_delay_us;
+  /* Called (on the snapshot thread) after a snapshot's values were dropped
+   * from memory, and after recovery: give freed memory back to the OS
+   * (keel-store purges jemalloc's arenas). NULL: nothing. */
+  void (*release_memory)(void);
 } store_options;
 
-enum { STORE_SNAPSHOT_STARTED, STORE_SNAPSHOT_CHUNK, STORE_SNAPSHOT_WRITTEN, STORE_SNAPSHOT_ABANDONED };
+/* Snapshot hook phases. REPOINTED follows WRITTEN once the file's values are
+ * served from it and their in-memory copies freed (records: values moved). */
+enum {
+  STORE_SNAPSHOT_STARTED,
+  STORE_SNAPSHOT_CHUNK,
+  STORE_SNAPSHOT_WRITTEN,
+  STORE_SNAPSHOT_ABANDONED,
+  STORE_SNAPSHOT_REPOINTED
+};
 
 store *store_open(const store_options *opts, keel_error *err);
 /* Completes (with their results) every write already submitted, then closes. */
@@ -179,6 +196,9 @@ typedef struct store_status {
   uint64_t keys;
   uint64_t leases;
   uint64_t memory_bytes;    /* kv state held in memory (dbSize's stand-in) */
+  uint64_t value_bytes_resident; /* value bytes held in memory (written since the last snapshot) */
+  uint64_t value_bytes_on_disk;  /* value bytes served from snapshot files */
+  uint64_t value_files_open;     /* snapshot files held open for their values */
   uint64_t wal_fsyncs;
   uint64_t wal_records;
   uint64_t snapshots;       /* written by this process */

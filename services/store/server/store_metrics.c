@@ -25,6 +25,9 @@ GAUGE(revision)
 GAUGE(compact_revision)
 GAUGE(keys)
 GAUGE(memory_bytes)
+GAUGE(value_bytes_resident)
+GAUGE(value_bytes_on_disk)
+GAUGE(value_files_open)
 GAUGE(raft_index)
 GAUGE(wal_fsyncs)
 GAUGE(wal_records)
@@ -62,6 +65,13 @@ static const struct {
     {"keel_store_compact_revision", "The revision history is compacted up to.", gauge_compact_revision},
     {"keel_store_keys", "Keys in the index: live, or deleted with history not yet compacted.", gauge_keys},
     {"keel_store_memory_bytes", "Bytes of key-value state held in memory.", gauge_memory_bytes},
+    {"keel_store_value_bytes_resident",
+     "Value bytes held in memory: those written since the last snapshot (older ones are read from it).",
+     gauge_value_bytes_resident},
+    {"keel_store_value_bytes_on_disk", "Value bytes served from snapshot files (pread).",
+     gauge_value_bytes_on_disk},
+    {"keel_store_value_files_open", "Snapshot files held open because records read their values there.",
+     gauge_value_files_open},
     {"keel_store_raft_index", "WAL records durable (etcd's raft index).", gauge_raft_index},
     {"keel_store_wal_fsyncs", "fdatasync calls by the WAL since start.", gauge_wal_fsyncs},
     {"keel_store_wal_records", "Records the WAL wrote since start.", gauge_wal_records},

@@ -59,9 +59,9 @@ static void trailer_encode(uint8_t t[SNAP_FRAME_HEADER + SNAP_TRAILER_BODY], uin
     return -EBADMSG;           \
   } while (0)
 
-/* One walk: verify (fn NULL) or deliver (fn set; only after a verify). */
-static int walk(const uint8_t *data, size_t size, snapshot_chunk_fn fn, void *arg, uint64_t *index,
-                const char **why, size_t *offset) {
+/* One walk: verify (fn and fn_at NULL) or deliver (one set; only after a verify). */
+static int walk(const uint8_t *data, size_t size, snapshot_chunk_fn fn, snapshot_chunk_at_fn fn_at,
+                int fd, void *arg, uint64_t *index, const char **why, size_t *offset) {
   if (size < SNAP_HEADER_SIZE) FAIL("file shorter than the header", 0);
   if (memcmp(data, k_magic, 8) != 0) FAIL("not a snapshot (bad magic)", 0);
   uint8_t h[SNAP_HEADER_SIZE];
@@ -91,8 +91,8 @@ static int walk(const uint8_t *data, size_t size, snapshot_chunk_fn fn, void *ar
     if (size - off - SNAP_FRAME_HEADER < len) FAIL("truncated chunk", off);
     const uint8_t *p = data + off + SNAP_FRAME_HEADER;
     if (crc32c(0, p, len) != crc) FAIL("chunk checksum mismatch", off);
-    if (fn) {
-      int rc = fn(arg, p, len);
+    if (fn || fn_at) {
+      int rc = fn ? fn(arg, p, len) : fn_at(arg, p, len, (uint64_t)(off + SNAP_FRAME_HEADER), fd);
       if (rc != 0) return rc < 0 ? rc : -ECANCELED;
     }
     chunks++;
@@ -108,9 +108,9 @@ int snapshot_parse(const uint8_t *data, size_t size, snapshot_chunk_fn fn, void 
   if (!data && size) return -EINVAL;
   static const uint8_t empty[1];
   if (!data) data = empty;
-  int rc = walk(data, size, NULL, NULL, index, why, offset);
+  int rc = walk(data, size, NULL, NULL, -1, NULL, index, why, offset);
   if (rc < 0 || !fn) return rc;
-  return walk(data, size, fn, arg, NULL, why, offset);
+  return walk(data, size, fn, NULL, -1, arg, NULL, why, offset);
 }
 
 /* ---------- names ---------- */
@@ -253,6 +253,10 @@ static int sink_put(snapshot_sink *s, const void *p, size_t n) {
   return 0;
 }
 
+uint64_t snapshot_sink_offset(const snapshot_sink *s) {
+  return s->off + s->used + SNAP_FRAME_HEADER;
+}
+
 int snapshot_sink_write(snapshot_sink *s, const void *chunk, size_t len) {
   if (!s || len == 0 || !chunk) return -EINVAL;
   if (len > SNAPSHOT_MAX_CHUNK) return -EMSGSIZE;
@@ -348,8 +352,8 @@ fail:
 
 /* ---------- load ---------- */
 
-int snapshot_load_latest(const char *dir, snapshot_chunk_fn fn, void *arg, uint64_t *index,
-                         keel_error *err) {
+static int load_latest(const char *dir, snapshot_chunk_fn fn, snapshot_chunk_at_fn fn_at, void *arg,
+                       uint64_t *index, keel_error *err) {
   if (index) *index = 0;
   if (!dir) return keel_error_set(err, EINVAL, "snapshot: no directory");
   if (access(dir, F_OK) < 0 && errno == ENOENT) return 0;
@@ -372,7 +376,7 @@ int snapshot_load_latest(const char *dir, snapshot_chunk_fn fn, void *arg, uint6
     uint64_t idx = 0;
     const char *why = NULL;
     size_t off = 0;
-    rc = walk(data, size, NULL, NULL, &idx, &why, &off);
+    rc = walk(data, size, NULL, NULL, -1, NULL, &idx, &why, &off);
     if (rc == 0 && idx != v[i]) {
       rc = -EBADMSG;
       why = "index in the header differs from the name";
@@ -387,8 +391,20 @@ int snapshot_load_latest(const char *dir, snapshot_chunk_fn fn, void *arg, uint6
         LOG_WARN("snapshot: cannot rename a damaged snapshot", "dir", dir, "file", name);
       continue;
     }
-    rc = fn ? walk(data, size, fn, arg, NULL, NULL, NULL) : 0;
+    int fd = -1;
+    if (fn_at) {
+      /* The directory lock keeps the file from being replaced meanwhile: this
+       * is the file just verified. */
+      fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        int e = errno;
+        fs_unmap(data, size);
+        return keel_error_set_errno(err, e, "snapshot %s: open %s", dir, name);
+      }
+    }
+    rc = fn || fn_at ? walk(data, size, fn, fn_at, fd, arg, NULL, NULL, NULL) : 0;
     fs_unmap(data, size);
+    if (fd >= 0) close(fd);
     if (rc < 0)
       return keel_error_set_errno(err, -rc, "snapshot %s/%s: loading refused by the reader", dir,
                                   name);
@@ -396,4 +412,14 @@ int snapshot_load_latest(const char *dir, snapshot_chunk_fn fn, void *arg, uint6
     return 1;
   }
   return 0;
+}
+
+int snapshot_load_latest(const char *dir, snapshot_chunk_fn fn, void *arg, uint64_t *index,
+                         keel_error *err) {
+  return load_latest(dir, fn, NULL, arg, index, err);
+}
+
+int snapshot_load_latest_at(const char *dir, snapshot_chunk_at_fn fn, void *arg, uint64_t *index,
+                            keel_error *err) {
+  return load_latest(dir, NULL, fn, arg, index, err);
 }

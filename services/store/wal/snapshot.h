@@ -47,6 +47,11 @@ typedef struct snapshot_sink snapshot_sink;
  * snapshot_write then fails). */
 int snapshot_sink_write(snapshot_sink *sink, const void *chunk, size_t len);
 
+/* The file offset at which the payload of the next chunk written will start
+ * (keel-store records where each value lands, to read it back later with
+ * pread from the finished file). */
+uint64_t snapshot_sink_offset(const snapshot_sink *sink);
+
 /* Writes the content: calls snapshot_sink_write any number of times, returns 0
  * or a negative errno (the snapshot is then abandoned). */
 typedef int (*snapshot_produce_fn)(void *arg, snapshot_sink *sink);
@@ -70,6 +75,15 @@ typedef int (*snapshot_chunk_fn)(void *arg, const uint8_t *chunk, size_t len);
  * fallback then: the file was intact, the content was refused). */
 int snapshot_load_latest(const char *dir, snapshot_chunk_fn fn, void *arg, uint64_t *index,
                          keel_error *err);
+
+/* Like snapshot_load_latest, but fn also gets each chunk's payload offset in
+ * the file and a descriptor of that very file (valid during the call; dup it
+ * to keep it): values can be read back from it with pread later, even after
+ * the file is renamed over or unlinked. */
+typedef int (*snapshot_chunk_at_fn)(void *arg, const uint8_t *chunk, size_t len, uint64_t offset,
+                                    int fd);
+int snapshot_load_latest_at(const char *dir, snapshot_chunk_at_fn fn, void *arg, uint64_t *index,
+                            keel_error *err);
 
 /* Verifies an in-memory snapshot image (a whole .snap file) and, when it is
  * valid and fn is not NULL, delivers its chunks. Returns 0 (sets *index), a
