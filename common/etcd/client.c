@@ -113,6 +113,7 @@ etcd_client *etcd_client_create(const etcd_client_options *opts, keel_error *err
       .tls = opts->tls ? opts->tls : (tls ? &system_roots : NULL),
       .max_message_bytes =
           opts->max_message_bytes > 0 ? opts->max_message_bytes : DEFAULT_MAX_MESSAGE_BYTES,
+      .max_receive_message_bytes = opts->max_receive_message_bytes > 0 ? opts->max_receive_message_bytes : -1,
       .cq_threads = opts->cq_threads > 0 ? opts->cq_threads : 1,
   };
   c = calloc(1, sizeof(*c));

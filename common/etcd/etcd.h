@@ -94,7 +94,11 @@ typedef struct etcd_client_options {
   size_t nendpoints;
   const rpc_tls_config *tls; /* NULL = insecure (unless https://); paths copied by rpc */
   int64_t timeout_ms;        /* per call (watches have none); default 5000 */
-  int64_t max_message_bytes; /* largest message sent or received; default 8 MiB */
+  int64_t max_message_bytes; /* largest request sent; default 8 MiB */
+  /* Largest response received; default (0): no limit (2 GiB), as etcd's
+   * clientv3 (MaxCallRecvMsgSize): a Range over a large prefix must not fail
+   * because the objects add up past a few MiB. */
+  int64_t max_receive_message_bytes;
   int cq_threads;            /* threads running async and watch callbacks; default 1 */
 } etcd_client_options;
 

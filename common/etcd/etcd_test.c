@@ -355,6 +355,34 @@ static void test_range(void **state) {
   etcd_range_result_clear(&r);
 }
 
+/* A Range whose answer adds up past 8 MiB (kube-apiserver lists a whole
+ * resource in one Range): the client takes it whole, as etcd's clientv3 does. */
+static void test_range_large(void **state) {
+  etcd_client *c = B(state)->c;
+  enum { N = 150, SIZE = 60000 }; /* each put stays under the stores' request limit */
+  char *value = malloc(SIZE + 1);
+  assert_non_null(value);
+  for (int i = 0; i < N; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "/t/large/%03d", i);
+    memset(value, 'a' + i % 26, SIZE);
+    value[SIZE] = '\0';
+    put(c, key, value);
+  }
+  etcd_range_result r;
+  range_prefix(c, "/t/large/", 0, 0, false, false, &r);
+  assert_int_equal(r.nkvs, N);
+  size_t total = 0;
+  for (size_t i = 0; i < r.nkvs; i++) {
+    assert_int_equal(r.kvs[i].value_len, SIZE);
+    assert_int_equal(((const char *)r.kvs[i].value)[SIZE - 1], 'a' + (int)i % 26);
+    total += r.kvs[i].value_len;
+  }
+  assert_true(total > 8u << 20);
+  etcd_range_result_clear(&r);
+  free(value);
+}
+
 static void test_txn_create_if_absent(void **state) {
   etcd_client *c = B(state)->c;
   const char *k = "/t/create/obj";
@@ -1084,7 +1112,8 @@ static void test_failover(void **state) {
 #define T(f) cmocka_unit_test_teardown(f, teardown_test)
 #define TABLE                                                                                \
   {                                                                                          \
-    T(test_prefix_end), T(test_endpoints), T(test_range), T(test_txn_create_if_absent),       \
+    T(test_prefix_end), T(test_endpoints), T(test_range), T(test_range_large),              \
+        T(test_txn_create_if_absent),                                                        \
         T(test_txn_update_guarded), T(test_txn_many_ops), T(test_delete_prev_kv),            \
         T(test_lease), T(test_errors), T(test_watch_history), T(test_watch_prefix_live),     \
         T(test_watch_progress), T(test_watch_fragment), T(test_compaction),                  \

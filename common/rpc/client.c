@@ -231,9 +231,11 @@ rpc_channel *rpc_channel_create(const rpc_channel_options *opts, keel_error *err
   grpc_arg args[4];
   size_t nargs = 0;
   int max_bytes = ch->opts.max_message_bytes > INT_MAX ? INT_MAX : (int)ch->opts.max_message_bytes;
+  int64_t recv = ch->opts.max_receive_message_bytes;
+  int max_recv = recv == 0 ? max_bytes : recv < 0 || recv > INT_MAX ? INT_MAX : (int)recv;
   args[nargs].type = GRPC_ARG_INTEGER;
   args[nargs].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-  args[nargs++].value.integer = max_bytes;
+  args[nargs++].value.integer = max_recv;
   args[nargs].type = GRPC_ARG_INTEGER;
   args[nargs].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
   args[nargs++].value.integer = max_bytes;

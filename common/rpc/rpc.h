@@ -324,7 +324,8 @@ typedef struct rpc_channel_options {
   const char *const *endpoints; /* "host:port" or "unix:/path"; at least one */
   size_t nendpoints;
   const rpc_tls_config *tls;    /* NULL = insecure */
-  int64_t max_message_bytes;    /* default 4 MiB */
+  int64_t max_message_bytes;    /* largest message sent (and received, unless below); default 4 MiB */
+  int64_t max_receive_message_bytes; /* 0 = max_message_bytes; -1 = no limit (2 GiB, gRPC's own) */
   int retry_max_attempts;       /* idempotent calls, including the first; default 5 */
   int retry_initial_backoff_ms; /* default 50 */
   int retry_max_backoff_ms;     /* default 2000 */
