@@ -63,20 +63,6 @@ options g_opt = {
 
 /* ---------------------------------------------------------------- small helpers */
 
-int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-void sleep_until_ns(int64_t t) {
-  int64_t d;
-  while ((d = t - now_ns()) > 0) {
-    struct timespec ts = {d / 1000000000, d % 1000000000};
-    nanosleep(&ts, NULL);
-  }
-}
-
 void die(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -85,50 +71,6 @@ void die(const char *fmt, ...) {
   fprintf(stderr, "\n");
   va_end(ap);
   exit(1);
-}
-
-void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size ? size : 1);
-  if (!p) die("out of memory");
-  return p;
-}
-
-/* ---------------------------------------------------------------- latencies */
-
-void lat_push(lat_vec *l, int64_t x) {
-  if (l->n == l->cap) {
-    l->cap = l->cap ? l->cap * 2 : 1 << 12;
-    l->v = realloc(l->v, l->cap * sizeof *l->v);
-    if (!l->v) die("out of memory");
-  }
-  l->v[l->n++] = x;
-}
-
-void lat_append(lat_vec *into, const lat_vec *from) {
-  for (size_t i = 0; i < from->n; i++) lat_push(into, from->v[i]);
-}
-
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return (x > y) - (x < y);
-}
-
-void lat_sort(lat_vec *l) {
-  if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_i64);
-}
-
-double lat_pct_us(const lat_vec *l, double q) {
-  if (l->n == 0) return 0;
-  size_t i = (size_t)((double)l->n * q / 100.0);
-  if (i >= l->n) i = l->n - 1;
-  return (double)l->v[i] / 1e3;
-}
-
-double lat_max_us(const lat_vec *l) { return l->n ? (double)l->v[l->n - 1] / 1e3 : 0; }
-
-void lat_free(lat_vec *l) {
-  free(l->v);
-  memset(l, 0, sizeof *l);
 }
 
 /* ---------------------------------------------------------------- CPU */
@@ -237,7 +179,7 @@ void ensure_namespace(rpc_channel *ch, const char *ns) {
 void engine_init(engine *e, int nslots) {
   memset(e, 0, sizeof *e);
   e->nslots = nslots;
-  e->slots = xcalloc((size_t)nslots, sizeof *e->slots);
+  e->slots = bench_xcalloc((size_t)nslots, sizeof *e->slots);
   for (int i = 0; i < nslots; i++) {
     e->slots[i].e = e;
     e->slots[i].id = i;
@@ -273,12 +215,12 @@ static void slot_error(eslot *s, grpc_status_code code, const char *msg) {
 
 void engine_done(eslot *s, grpc_status_code code, const char *msg) {
   engine *e = s->e;
-  int64_t t = now_ns();
+  int64_t t = bench_now_ns();
   bool in_window = !e->timed || (t >= e->warm_ns && t < e->end_ns);
   if (code == GRPC_STATUS_OK) {
     if (in_window) {
       s->ok++;
-      lat_push(&s->lat, t - s->started_ns);
+      bench_lat_push(&s->lat, t - s->started_ns);
     }
   } else if (!e->timed || t < e->end_ns) {
     slot_error(s, code, msg);
@@ -298,19 +240,19 @@ void engine_totals_get(engine *e, engine_totals *t) {
     eslot *s = &e->slots[i];
     t->ok += s->ok;
     t->errors += s->errors;
-    lat_append(&t->lat, &s->lat);
+    bench_lat_append(&t->lat, &s->lat);
     if (s->errors) {
       t->last_code = s->last_code;
       snprintf(t->last_msg, sizeof t->last_msg, "%s", s->last_msg);
     }
     if (s->last_done_ns > t->last_done_ns) t->last_done_ns = s->last_done_ns;
   }
-  lat_sort(&t->lat);
+  bench_lat_sort(&t->lat);
 }
 
 void engine_destroy(engine *e) {
   for (int i = 0; i < e->nslots; i++) {
-    lat_free(&e->slots[i].lat);
+    bench_lat_free(&e->slots[i].lat);
     free(e->slots[i].user);
   }
   free(e->slots);
@@ -358,7 +300,7 @@ static bool issue_create(eslot *s) {
   s->index = g_opt.start + i;
   snprintf(u->name, sizeof u->name, "%s%ld", g_opt.prefix, s->index);
   bench_pod_set(&u->pod, u->name, s->index, NULL);
-  s->started_ns = now_ns();
+  s->started_ns = bench_now_ns();
   if (rpc_unary_async(g_chans[s->id % g_nchans], "/keel.api.v1.Pods/Create", &u->pod.pod.base,
                       &keel__bench__v1__object_head__descriptor, &g_call, object_done, s) < 0) {
     engine_fail(s, "cannot start a Create call");
@@ -369,14 +311,14 @@ static bool issue_create(eslot *s) {
 
 static bool issue_get(eslot *s) {
   call_state *u = s->user;
-  unsigned seed = (unsigned)(s->id * 7919 + now_ns());
+  unsigned seed = (unsigned)(s->id * 7919 + bench_now_ns());
   s->index = g_opt.start + (long)((unsigned)rand_r(&seed) % (unsigned)g_opt.count);
   snprintf(u->name, sizeof u->name, "%s%ld", g_opt.prefix, s->index);
   Keel__Api__V1__GetRequest req = KEEL__API__V1__GET_REQUEST__INIT;
   req.namespace_ = (char *)g_opt.ns;
   req.name = u->name;
   req.resource_version = (char *)g_opt.rv;
-  s->started_ns = now_ns();
+  s->started_ns = bench_now_ns();
   if (rpc_unary_async(g_chans[s->id % g_nchans], "/keel.api.v1.Pods/Get", &req.base,
                       &keel__bench__v1__object_head__descriptor, &g_call, object_done, s) < 0) {
     engine_fail(s, "cannot start a Get call");
@@ -387,7 +329,7 @@ static bool issue_get(eslot *s) {
 
 static void open_channels(void) {
   g_nchans = g_opt.channels;
-  g_chans = xcalloc((size_t)g_nchans, sizeof *g_chans);
+  g_chans = bench_xcalloc((size_t)g_nchans, sizeof *g_chans);
   for (int i = 0; i < g_nchans; i++) g_chans[i] = open_channel();
   /* Connect each (and make sure the namespace exists) before anything is timed. */
   for (int i = 0; i < g_nchans; i++) ensure_namespace(g_chans[i], g_opt.ns);
@@ -403,14 +345,14 @@ static int run_unary(bool create) {
   engine e;
   engine_init(&e, g_opt.clients);
   for (int i = 0; i < e.nslots; i++) {
-    call_state *u = xcalloc(1, sizeof *u);
+    call_state *u = bench_xcalloc(1, sizeof *u);
     bench_pod_init(&u->pod, g_opt.ns);
     e.slots[i].user = u;
   }
   e.issue = create ? issue_create : issue_get;
   e.timed = !create;
   e.count = g_opt.count;
-  int64_t start = now_ns();
+  int64_t start = bench_now_ns();
   e.warm_ns = start + (int64_t)(g_opt.warmup * 1e9);
   e.end_ns = e.warm_ns + (int64_t)(g_opt.duration * 1e9);
   cpu_mark c0 = cpu_now(), c1;
@@ -420,9 +362,9 @@ static int run_unary(bool create) {
     engine_wait(&e);
     c1 = cpu_now();
   } else {
-    sleep_until_ns(e.warm_ns);
+    bench_sleep_until(e.warm_ns);
     c0 = cpu_now();
-    sleep_until_ns(e.end_ns);
+    bench_sleep_until(e.end_ns);
     c1 = cpu_now();
     engine_wait(&e);
   }
@@ -436,21 +378,21 @@ static int run_unary(bool create) {
         "mode=create ns=%s clients=%d channels=%d count=%ld ok=%llu errors=%llu rate=%.0f p50_us=%.0f "
         "p99_us=%.0f max_us=%.0f secs=%.2f obj_bytes=%ld %s\n",
         g_opt.ns, g_opt.clients, g_nchans, g_opt.count, (unsigned long long)t.ok, (unsigned long long)t.errors,
-        secs > 0 ? (double)t.ok / secs : 0, lat_pct_us(&t.lat, 50), lat_pct_us(&t.lat, 99), lat_max_us(&t.lat), secs,
+        secs > 0 ? (double)t.ok / secs : 0, bench_lat_pct_us(&t.lat, 50), bench_lat_pct_us(&t.lat, 99), bench_lat_max_us(&t.lat), secs,
         atomic_load(&g_obj_bytes), cpu);
   else
     printf(
         "mode=get ns=%s rv=%s clients=%d channels=%d pods=%ld ok=%llu errors=%llu rate=%.0f p50_us=%.0f "
         "p99_us=%.0f max_us=%.0f secs=%.2f obj_bytes=%ld %s\n",
         g_opt.ns, g_opt.rv[0] ? g_opt.rv : "\"\"", g_opt.clients, g_nchans, g_opt.count, (unsigned long long)t.ok,
-        (unsigned long long)t.errors, (double)t.ok / secs, lat_pct_us(&t.lat, 50), lat_pct_us(&t.lat, 99),
-        lat_max_us(&t.lat), secs, atomic_load(&g_obj_bytes), cpu);
+        (unsigned long long)t.errors, (double)t.ok / secs, bench_lat_pct_us(&t.lat, 50), bench_lat_pct_us(&t.lat, 99),
+        bench_lat_max_us(&t.lat), secs, atomic_load(&g_obj_bytes), cpu);
   fflush(stdout);
   if (t.errors)
     fprintf(stderr, "load: %s: %llu calls failed, last: %s: %s\n", create ? "create" : "get",
             (unsigned long long)t.errors, rpc_status_code_name(t.last_code), t.last_msg);
   int rc = t.errors || (create && t.ok != (uint64_t)g_opt.count) ? 1 : 0;
-  lat_free(&t.lat);
+  bench_lat_free(&t.lat);
   engine_destroy(&e);
   close_channels();
   return rc;
@@ -465,7 +407,7 @@ static int run_list(void) {
   req.namespace_ = (char *)g_opt.ns;
   req.label_selector = (char *)g_opt.selector;
   req.resource_version = (char *)g_opt.rv;
-  lat_vec lat = {0};
+  bench_lat lat = {0};
   size_t items = 0, bytes = 0;
   int rc = 0;
   cpu_mark c0 = {0};
@@ -473,14 +415,14 @@ static int run_list(void) {
   for (int r = -1; r < g_opt.repeat; r++) { /* r == -1: the untimed warm-up */
     if (r == 0) {
       c0 = cpu_now();
-      t_start = now_ns();
+      t_start = bench_now_ns();
     }
     ProtobufCMessage *resp = NULL;
     rpc_status st;
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     int ok = rpc_unary(g_chans[0], "/keel.api.v1.Pods/List", &req.base, &keel__bench__v1__list_head__descriptor, &resp,
                        &g_call, &st);
-    int64_t t1 = now_ns();
+    int64_t t1 = bench_now_ns();
     if (ok < 0) {
       fprintf(stderr, "load: list: %s: %s\n", rpc_status_code_name(st.code), st.message ? st.message : "");
       rpc_status_clear(&st);
@@ -496,19 +438,19 @@ static int run_list(void) {
       fprintf(stderr, "load: list returned %zu items, expected %ld\n", items, g_opt.count);
       rc = 1;
     }
-    if (r >= 0) lat_push(&lat, t1 - t0);
+    if (r >= 0) bench_lat_push(&lat, t1 - t0);
   }
   cpu_mark c1 = cpu_now();
-  double secs = (double)(now_ns() - t_start) / 1e9;
-  lat_sort(&lat);
+  double secs = (double)(bench_now_ns() - t_start) / 1e9;
+  bench_lat_sort(&lat);
   char cpu[400];
   cpu_report(cpu, sizeof cpu, c0, c1, secs, lat.n);
   printf(
       "mode=list ns=%s selector=%s rv=%s repeat=%zu items=%zu bytes=%zu min_us=%.0f p50_us=%.0f max_us=%.0f "
       "secs=%.2f %s\n",
       g_opt.ns, g_opt.selector[0] ? g_opt.selector : "none", g_opt.rv[0] ? g_opt.rv : "\"\"", lat.n, items, bytes,
-      lat_pct_us(&lat, 0), lat_pct_us(&lat, 50), lat_max_us(&lat), secs, cpu);
-  lat_free(&lat);
+      bench_lat_pct_us(&lat, 0), bench_lat_pct_us(&lat, 50), bench_lat_max_us(&lat), secs, cpu);
+  bench_lat_free(&lat);
   close_channels();
   return rc;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "bench/apiserver/lite.pb-c.h"
+#include "bench/lib/bench.h"
 #include "common/rpc/rpc.h"
 #include "keel/api/v1/core.pb-c.h"
 #include "keel/api/v1/services.pb-c.h"
@@ -37,25 +38,7 @@ typedef struct options {
 
 extern options g_opt;
 
-int64_t now_ns(void);
-void sleep_until_ns(int64_t t);
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-void *xcalloc(size_t n, size_t size);
-
-/* ---------------------------------------------------------------- latencies */
-
-typedef struct lat_vec {
-  int64_t *v;
-  size_t n, cap;
-} lat_vec;
-
-void lat_push(lat_vec *l, int64_t x);
-void lat_append(lat_vec *into, const lat_vec *from);
-void lat_sort(lat_vec *l);
-/* Percentile q (0..100) of a sorted vector, in microseconds (0 when empty). */
-double lat_pct_us(const lat_vec *l, double q);
-double lat_max_us(const lat_vec *l);
-void lat_free(lat_vec *l);
 
 /* ---------------------------------------------------------------- CPU */
 
@@ -96,7 +79,7 @@ typedef struct eslot {
   int id;
   int64_t started_ns, last_done_ns;
   long index; /* what the call in flight is about (pod index) */
-  lat_vec lat;
+  bench_lat lat;
   uint64_t ok, errors;
   grpc_status_code last_code;
   char last_msg[200];
@@ -134,7 +117,7 @@ void engine_fail(eslot *s, const char *msg);
 /* Totals over the slots; lat sorted. */
 typedef struct engine_totals {
   uint64_t ok, errors;
-  lat_vec lat;
+  bench_lat lat;
   grpc_status_code last_code;
   char last_msg[200];
   int64_t last_done_ns;

@@ -58,7 +58,7 @@ static bool issue_raw_create(eslot *s) {
   etcd_op put = {.type = ETCD_OP_PUT, .key = key, .key_len = klen, .value = g_values[i], .value_len = g_value_lens[i]};
   etcd_op get = {.type = ETCD_OP_RANGE, .key = key, .key_len = klen};
   keel_error err = {0};
-  s->started_ns = now_ns();
+  s->started_ns = bench_now_ns();
   if (etcd_txn_async(g_etcd, &cmp, 1, &put, 1, &get, 1, raw_txn_done, s, &err) < 0) {
     engine_fail(s, err.message);
     return false;
@@ -79,11 +79,11 @@ static void raw_range_done(void *arg, etcd_range_result *r, const keel_error *er
 
 static bool issue_raw_get(eslot *s) {
   raw_state *u = s->user;
-  unsigned seed = (unsigned)(s->id * 7919 + now_ns());
+  unsigned seed = (unsigned)(s->id * 7919 + bench_now_ns());
   s->index = g_opt.start + (long)((unsigned)rand_r(&seed) % (unsigned)g_opt.count);
   snprintf(u->key, sizeof u->key, "%s%s/%s%ld", g_opt.key_prefix, g_opt.ns, g_opt.prefix, s->index);
   keel_error err = {0};
-  s->started_ns = now_ns();
+  s->started_ns = bench_now_ns();
   if (etcd_range_async(g_etcd, u->key, strlen(u->key), NULL, 0, 0, 0, false, false, raw_range_done, s, &err) < 0) {
     engine_fail(s, err.message);
     return false;
@@ -108,9 +108,9 @@ static void prepare_values(void) {
     g_template = "client";
   }
   if (r.owner_) etcd_range_result_clear(&r);
-  g_keys = xcalloc((size_t)g_opt.count, sizeof *g_keys);
-  g_values = xcalloc((size_t)g_opt.count, sizeof *g_values);
-  g_value_lens = xcalloc((size_t)g_opt.count, sizeof *g_value_lens);
+  g_keys = bench_xcalloc((size_t)g_opt.count, sizeof *g_keys);
+  g_values = bench_xcalloc((size_t)g_opt.count, sizeof *g_values);
+  g_value_lens = bench_xcalloc((size_t)g_opt.count, sizeof *g_value_lens);
   char name[160], *saved = tpl ? tpl->metadata->name : NULL;
   for (long i = 0; i < g_opt.count; i++) {
     long idx = g_opt.start + i;
@@ -152,19 +152,19 @@ int run_raw(void) {
 
   engine e;
   engine_init(&e, g_opt.clients);
-  for (int i = 0; i < e.nslots; i++) e.slots[i].user = xcalloc(1, sizeof(raw_state));
+  for (int i = 0; i < e.nslots; i++) e.slots[i].user = bench_xcalloc(1, sizeof(raw_state));
   e.issue = create ? issue_raw_create : issue_raw_get;
   e.timed = !create;
   e.count = g_opt.count;
-  int64_t start = now_ns();
+  int64_t start = bench_now_ns();
   e.warm_ns = start + (int64_t)(g_opt.warmup * 1e9);
   e.end_ns = e.warm_ns + (int64_t)(g_opt.duration * 1e9);
   cpu_mark c0 = cpu_now(), c1;
   engine_run(&e);
   if (!create) {
-    sleep_until_ns(e.warm_ns);
+    bench_sleep_until(e.warm_ns);
     c0 = cpu_now();
-    sleep_until_ns(e.end_ns);
+    bench_sleep_until(e.end_ns);
   }
   engine_wait(&e);
   c1 = cpu_now();
@@ -177,13 +177,13 @@ int run_raw(void) {
       "mode=raw-%s ns=%s clients=%d channels=1 count=%ld ok=%llu errors=%llu rate=%.0f p50_us=%.0f p99_us=%.0f "
       "max_us=%.0f secs=%.2f value_bytes=%zu template=%s %s\n",
       g_opt.op, g_opt.ns, g_opt.clients, g_opt.count, (unsigned long long)t.ok, (unsigned long long)t.errors,
-      secs > 0 ? (double)t.ok / secs : 0, lat_pct_us(&t.lat, 50), lat_pct_us(&t.lat, 99), lat_max_us(&t.lat), secs,
+      secs > 0 ? (double)t.ok / secs : 0, bench_lat_pct_us(&t.lat, 50), bench_lat_pct_us(&t.lat, 99), bench_lat_max_us(&t.lat), secs,
       create ? g_value_lens[0] : 0, create ? g_template : "-", cpu);
   fflush(stdout);
   if (t.errors)
     fprintf(stderr, "load: raw %s: %llu calls failed, last: %s\n", g_opt.op, (unsigned long long)t.errors, t.last_msg);
   int rc = t.errors || (create && t.ok != (uint64_t)g_opt.count) ? 1 : 0;
-  lat_free(&t.lat);
+  bench_lat_free(&t.lat);
   engine_destroy(&e);
   etcd_client_destroy(g_etcd);
   if (create) {

@@ -90,7 +90,7 @@ static const char *seq_of(const Keel__Bench__V1__WatchEventHead *ev) {
 
 static void on_event(rpc_stream *s, const ProtobufCMessage *msg, void *arg) {
   (void)s;
-  int64_t t = now_ns();
+  int64_t t = bench_now_ns();
   watcher *w = arg;
   chan_state *c = &g_ch[w->chan];
   const char *seq = seq_of((const Keel__Bench__V1__WatchEventHead *)msg);
@@ -125,7 +125,7 @@ static void on_event(rpc_stream *s, const ProtobufCMessage *msg, void *arg) {
 static void on_close(rpc_stream *s, const rpc_status *st, void *arg) {
   (void)s;
   watcher *w = arg;
-  atomic_store(&w->closed_ns, now_ns());
+  atomic_store(&w->closed_ns, bench_now_ns());
   atomic_store(&w->state, W_CLOSED);
   if (atomic_load(&g_stopping)) return;
   note_failure(st);
@@ -145,16 +145,16 @@ static void start_watcher(watcher *w) {
 
 /* ---------------------------------------------------------------- the writer */
 
-static lat_vec g_write_lat; /* the writer channel's thread only */
+static bench_lat g_write_lat; /* the writer channel's thread only */
 static uint64_t g_write_errors;
 static char g_write_error[256];
 
 static void write_done(void *arg, const rpc_status *st, ProtobufCMessage *resp) {
   uint32_t i = (uint32_t)(uintptr_t)arg;
-  int64_t t = now_ns();
+  int64_t t = bench_now_ns();
   if (st->code == GRPC_STATUS_OK) {
     g_ack_ns[i] = t;
-    lat_push(&g_write_lat, t - g_send_ns[i]);
+    bench_lat_push(&g_write_lat, t - g_send_ns[i]);
   } else {
     g_write_errors++;
     snprintf(g_write_error, sizeof g_write_error, "write %u: %s: %s", i, rpc_status_code_name(st->code),
@@ -187,8 +187,8 @@ int run_watch(void) {
   if (g_total < 1) g_total = 1;
   uint32_t pods = (uint32_t)g_opt.pods;
   if (pods < (uint32_t)g_opt.rate) pods = (uint32_t)g_opt.rate; /* a pod is updated at most once a second */
-  g_send_ns = xcalloc(g_total, sizeof *g_send_ns);
-  g_ack_ns = xcalloc(g_total, sizeof *g_ack_ns);
+  g_send_ns = bench_xcalloc(g_total, sizeof *g_send_ns);
+  g_ack_ns = bench_xcalloc(g_total, sizeof *g_ack_ns);
 
   rpc_channel *wch = open_channel();
   ensure_namespace(wch, g_opt.ns);
@@ -197,16 +197,16 @@ int run_watch(void) {
   g_watch_req.resource_version = rv;
 
   long rss0 = rss_kib(g_opt.server_pid);
-  g_ch = xcalloc((size_t)nch, sizeof *g_ch);
+  g_ch = bench_xcalloc((size_t)nch, sizeof *g_ch);
   for (int i = 0; i < nch; i++) g_ch[i].ch = open_channel();
-  g_w = xcalloc((size_t)nw, sizeof *g_w);
+  g_w = bench_xcalloc((size_t)nw, sizeof *g_w);
   size_t bitmap = (g_total + 7) / 8;
-  int64_t t0 = now_ns();
+  int64_t t0 = bench_now_ns();
   for (int i = 0; i < nw; i++) {
     watcher *w = &g_w[i];
     w->id = i;
     w->chan = i % nch;
-    w->seen = xcalloc(bitmap, 1);
+    w->seen = bench_xcalloc(bitmap, 1);
     start_watcher(w);
   }
 
@@ -225,9 +225,9 @@ int run_watch(void) {
   rpc_status_clear(&st);
   protobuf_c_message_free_unpacked(resp, NULL);
   int64_t setup_limit = t0 + (int64_t)(g_opt.setup_timeout * 1e9);
-  while (atomic_load(&g_synced) < nw && now_ns() < setup_limit) {
-    sleep_until_ns(now_ns() + 10000000);
-    int64_t t = now_ns();
+  while (atomic_load(&g_synced) < nw && bench_now_ns() < setup_limit) {
+    bench_sleep_until(bench_now_ns() + 10000000);
+    int64_t t = bench_now_ns();
     for (int i = 0; i < nw; i++) {
       watcher *w = &g_w[i];
       if (atomic_load(&w->state) != W_CLOSED || atomic_load(&w->synced) || t - atomic_load(&w->closed_ns) < 100000000)
@@ -237,7 +237,7 @@ int run_watch(void) {
       start_watcher(w);
     }
   }
-  double setup_s = (double)(now_ns() - t0) / 1e9;
+  double setup_s = (double)(bench_now_ns() - t0) / 1e9;
   int synced = atomic_load(&g_synced);
   long rss1 = rss_kib(g_opt.server_pid);
   char setup_fail[256];
@@ -247,41 +247,41 @@ int run_watch(void) {
   pthread_mutex_unlock(&g_fail_mu);
 
   /* The writer: open loop at --rate. */
-  sleep_until_ns(now_ns() + (int64_t)(g_opt.warmup * 1e9));
+  bench_sleep_until(bench_now_ns() + (int64_t)(g_opt.warmup * 1e9));
   atomic_store(&g_measuring, true);
   cpu_mark c0 = cpu_now();
-  int64_t wstart = now_ns();
+  int64_t wstart = bench_now_ns();
   char seq[24];
   for (uint32_t i = 0; i < g_total; i++) {
-    sleep_until_ns(wstart + (int64_t)((double)i * 1e9 / g_opt.rate));
+    bench_sleep_until(wstart + (int64_t)((double)i * 1e9 / g_opt.rate));
     uint32_t idx = i % pods;
     snprintf(name, sizeof name, "w%s-%u", rv, idx);
     snprintf(seq, sizeof seq, "%u", i);
     bench_pod_set(&wp, name, idx, seq);
-    g_send_ns[i] = now_ns();
+    g_send_ns[i] = bench_now_ns();
     if (rpc_unary_async(wch, i < pods ? "/keel.api.v1.Pods/Create" : "/keel.api.v1.Pods/Update", &wp.pod.base,
                         &keel__bench__v1__object_head__descriptor, &wo, write_done, (void *)(uintptr_t)i) < 0)
       die("cannot start write %u", i);
   }
-  int64_t wend = now_ns();
-  while (atomic_load(&g_writes_done) < g_total && now_ns() < wend + 30000000000LL) sleep_until_ns(now_ns() + 1000000);
+  int64_t wend = bench_now_ns();
+  while (atomic_load(&g_writes_done) < g_total && bench_now_ns() < wend + 30000000000LL) bench_sleep_until(bench_now_ns() + 1000000);
   uint32_t acked = 0;
   for (uint32_t i = 0; i < g_total; i++) acked += g_ack_ns[i] != 0;
   long long expected = (long long)acked * synced;
   /* Drain: until every event is in, or none came for --drain seconds (60 s at
    * most): late events still count, with their latency; only events that never
    * come are missing. */
-  int64_t drain_cap = now_ns() + 60000000000LL, last_progress = now_ns();
+  int64_t drain_cap = bench_now_ns() + 60000000000LL, last_progress = bench_now_ns();
   long long seen_events = atomic_load(&g_events);
-  while (seen_events < expected && now_ns() < drain_cap && now_ns() - last_progress < (int64_t)(g_opt.drain * 1e9)) {
-    sleep_until_ns(now_ns() + 1000000);
+  while (seen_events < expected && bench_now_ns() < drain_cap && bench_now_ns() - last_progress < (int64_t)(g_opt.drain * 1e9)) {
+    bench_sleep_until(bench_now_ns() + 1000000);
     long long e = atomic_load(&g_events);
     if (e != seen_events) {
       seen_events = e;
-      last_progress = now_ns();
+      last_progress = bench_now_ns();
     }
   }
-  int64_t drained = now_ns();
+  int64_t drained = bench_now_ns();
   cpu_mark c1 = cpu_now();
   atomic_store(&g_stopping, true);
   for (int i = 0; i < nw; i++) rpc_stream_release(g_w[i].s);
@@ -289,14 +289,14 @@ int run_watch(void) {
   rpc_channel_destroy(wch);
 
   /* Tally. */
-  lat_vec from_send = {0}, from_ack = {0};
+  bench_lat from_send = {0}, from_ack = {0};
   uint64_t bad = 0, dups = 0;
   for (int c = 0; c < nch; c++) {
     bad += g_ch[c].bad;
     for (size_t k = 0; k < g_ch[c].nev; k++) {
       event_rec e = g_ch[c].ev[k];
-      lat_push(&from_send, e.recv_ns - g_send_ns[e.seq]);
-      if (g_ack_ns[e.seq]) lat_push(&from_ack, e.recv_ns - g_ack_ns[e.seq]);
+      bench_lat_push(&from_send, e.recv_ns - g_send_ns[e.seq]);
+      if (g_ack_ns[e.seq]) bench_lat_push(&from_ack, e.recv_ns - g_ack_ns[e.seq]);
     }
     free(g_ch[c].ev);
   }
@@ -313,9 +313,9 @@ int run_watch(void) {
     short_watchers += m > 0;
     free(w->seen);
   }
-  lat_sort(&from_send);
-  lat_sort(&from_ack);
-  lat_sort(&g_write_lat);
+  bench_lat_sort(&from_send);
+  bench_lat_sort(&from_ack);
+  bench_lat_sort(&g_write_lat);
   double secs = (double)(drained - wstart) / 1e9;
   char cpu[400];
   cpu_report(cpu, sizeof cpu, c0, c1, secs, from_send.n);
@@ -326,8 +326,8 @@ int run_watch(void) {
       "drain_s=%.2f srv_rss_kib_before=%ld srv_rss_kib_watching=%ld secs=%.2f %s\n",
       g_opt.ns, nw, nch, g_opt.rate, g_total, acked, synced, setup_s, atomic_load(&g_restarts), from_send.n, expected,
       missing, short_watchers, (unsigned long long)dups, (unsigned long long)bad, atomic_load(&g_ended),
-      lat_pct_us(&from_send, 50), lat_pct_us(&from_send, 99), lat_max_us(&from_send), lat_pct_us(&from_ack, 50),
-      lat_pct_us(&from_ack, 99), lat_pct_us(&g_write_lat, 50), lat_pct_us(&g_write_lat, 99),
+      bench_lat_pct_us(&from_send, 50), bench_lat_pct_us(&from_send, 99), bench_lat_max_us(&from_send), bench_lat_pct_us(&from_ack, 50),
+      bench_lat_pct_us(&from_ack, 99), bench_lat_pct_us(&g_write_lat, 50), bench_lat_pct_us(&g_write_lat, 99),
       (double)(drained - wend) / 1e9, rss0, rss1, secs, cpu);
   fflush(stdout);
   int rc = 0;
@@ -351,9 +351,9 @@ int run_watch(void) {
             g_first_fail[0] ? g_first_fail : "none");
     rc = 1;
   }
-  lat_free(&from_send);
-  lat_free(&from_ack);
-  lat_free(&g_write_lat);
+  bench_lat_free(&from_send);
+  bench_lat_free(&from_ack);
+  bench_lat_free(&g_write_lat);
   for (int i = 0; i < nw; i++)
     if (!atomic_load(&g_w[i].synced)) free(g_w[i].seen);
   free(g_w);

@@ -444,6 +444,22 @@ static enum MHD_Result do_rest_list(apiserver *a, struct MHD_Connection *conn, c
                                            k->api_version, "metadata", "resourceVersion", rv, "items", arr));
 }
 
+/* A 200 whose body read() produces until it ends the stream; free_cls(cls)
+ * runs when the response is gone (also when it could not be made). */
+static enum MHD_Result respond_stream(struct MHD_Connection *conn, const char *content_type, size_t block,
+                                      MHD_ContentReaderCallback read, void *cls,
+                                      MHD_ContentReaderFreeCallback free_cls) {
+  struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, block, read, cls, free_cls);
+  if (!resp) {
+    free_cls(cls);
+    return MHD_NO;
+  }
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  enum MHD_Result r = MHD_queue_response(conn, 200, resp);
+  MHD_destroy_response(resp);
+  return r;
+}
+
 /* ---------------------------------------------------------------- watch streams */
 
 typedef struct rest_event {
@@ -693,16 +709,7 @@ static enum MHD_Result do_rest_watch(apiserver *a, struct MHD_Connection *conn, 
     }
     return respond_status(conn, apiserver_status_for(rc), "%s", err.message);
   }
-  struct MHD_Response *resp =
-      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, rest_watch_read, rw, rest_watch_free);
-  if (!resp) {
-    rest_watch_free(rw);
-    return MHD_NO;
-  }
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  enum MHD_Result r = MHD_queue_response(conn, 200, resp);
-  MHD_destroy_response(resp);
-  return r;
+  return respond_stream(conn, "application/json", 16 * 1024, rest_watch_read, rw, rest_watch_free);
 }
 
 /* ---------------------------------------------------------------- pod logs */
@@ -804,16 +811,7 @@ static enum MHD_Result do_rest_log(apiserver *a, struct MHD_Connection *conn, co
     return respond_status(conn, code, "%s", msg);
   }
   rl->first_len = n > 0 ? (size_t)n : 0;
-  struct MHD_Response *resp =
-      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, rest_log_read, rl, rest_log_free);
-  if (!resp) {
-    rest_log_free(rl);
-    return MHD_NO;
-  }
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
-  enum MHD_Result r = MHD_queue_response(conn, 200, resp);
-  MHD_destroy_response(resp);
-  return r;
+  return respond_stream(conn, "text/plain", 32 * 1024, rest_log_read, rl, rest_log_free);
 }
 
 /* ---------------------------------------------------------------- dispatch */
