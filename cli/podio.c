@@ -88,14 +88,15 @@ static Keel__Api__V1__Pod *workload_pod(cli *x, client *c, const api_kind *k, co
 
 /* The pod arg names: "web", "pod/web", or a workload ("deployment/web",
  * "rs/web-5d9f") standing for one of its pods. NULL after printing. */
-static Keel__Api__V1__Pod *resolve_pod(cli *x, client *c, const char *arg, const char *verb) {
-  const char *slash = strchr(arg, '/');
-  const char *name = slash ? slash + 1 : arg;
-  if (slash) {
-    char *type = strndup(arg, (size_t)(slash - arg));
-    const api_kind *k = type ? cli_kind(x, type) : NULL;
-    free(type);
-    if (!k) return NULL;
+static Keel__Api__V1__Pod *resolve_pod(cli *x, client *c, char *arg, const char *verb) {
+  const char *name = arg;
+  if (strchr(arg, '/')) { /* TYPE/NAME, checked as every command checks it */
+    cli_ref *refs = NULL;
+    size_t n = 0;
+    if (cli_parse_refs(x, &arg, 1, false, &refs, &n) < 0) return NULL;
+    const api_kind *k = refs[0].kind;
+    name = refs[0].name; /* points into arg */
+    free(refs);
     if (strcmp(k->kind, "Deployment") == 0 || strcmp(k->kind, "ReplicaSet") == 0) return workload_pod(x, c, k, name);
     if (strcmp(k->kind, "Pod") != 0)
       return cli_error(x, "cannot %s %s: only pods and their workloads have containers", verb, arg), NULL;

@@ -4,7 +4,7 @@
   apiserver's own descriptor set, as a client that only has the .pb builds them.
 - Api: generic stubs for every keel.api.v1 service, built from those
   descriptors: api.Pods.Create(pod), api.Deployments.GetScale(req),
-  api.Pods.Watch(req) (a stream). Credentials (a bearer token) ride on every call.
+  api.Pods.Watch(req) (a stream), api.Pods.Exec(iter_of_requests) (bidi). Credentials (a bearer token) ride on every call.
 - start_store: keel-store (port 0 + ready file) or a real etcd (unix sockets
   only: etcd takes unix://localhost:N and makes a socket named "localhost:N" in
   its working directory, so no TCP port is ever guessed).
@@ -69,7 +69,7 @@ class ApiTypes:
                 continue
             for s in f.service:
                 self.services[s.name] = {m.name: (m.input_type.lstrip("."), m.output_type.lstrip("."),
-                                                  m.server_streaming) for m in s.method}
+                                                  m.server_streaming, m.client_streaming) for m in s.method}
 
 
 def _ser(m):
@@ -85,10 +85,13 @@ class _Service:
     def __getattr__(self, method):
         if method.startswith("_") or method not in self._methods:
             raise AttributeError(f"keel.api.v1.{self._name} has no method {method}")
-        _, out, streaming = self._methods[method]
+        _, out, streaming, client_streaming = self._methods[method]
         path = f"/keel.api.v1.{self._name}/{method}"
         des = self._api.types.classes[out].FromString
-        if streaming:
+        if client_streaming:  # Pods/Exec: req is an iterator of requests
+            mc = self._api.channel.stream_stream(path, request_serializer=_ser, response_deserializer=des)
+            streaming = True
+        elif streaming:
             mc = self._api.channel.unary_stream(path, request_serializer=_ser, response_deserializer=des)
         else:
             mc = self._api.channel.unary_unary(path, request_serializer=_ser, response_deserializer=des)
@@ -115,9 +118,14 @@ class Api:
             raise AttributeError(f"no service keel.api.v1.{service}")
         return _Service(self, service)
 
-    def raw(self, service, method, data, timeout=None, streaming=False):
-        """Sends data (bytes) as the request; returns the raw response bytes."""
+    def raw(self, service, method, data, timeout=None, streaming=False, bidi=False):
+        """Sends data (bytes) as the request; returns the raw response bytes.
+        bidi: data is a list of messages (bytes) for a bidi-streaming method."""
         path = f"/keel.api.v1.{service}/{method}"
+        if bidi:
+            mc = self.channel.stream_stream(path, request_serializer=kt.identity,
+                                            response_deserializer=kt.identity)
+            return list(mc(iter(data), timeout=timeout or T, metadata=self.metadata or None))
         if streaming:
             mc = self.channel.unary_stream(path, request_serializer=kt.identity,
                                            response_deserializer=kt.identity)

@@ -318,11 +318,9 @@ def test_garbage(c, api, M, url, apid):
             c.ok(f"garbage ({what}) to {service}/{method} -> INVALID_ARGUMENT", code == SC.INVALID_ARGUMENT,
                  f"got {code} {details!r}")
         # Pods/Exec is bidi: garbage as its first message, and after a valid start.
-        exec_stub = api.channel.stream_stream("/keel.api.v1.Pods/Exec", request_serializer=kt.identity,
-                                              response_deserializer=kt.identity)
         start = M["ExecRequest"](start=M["PodExecOptions"](name="nope", command=["true"])).SerializeToString()
         for label, msgs in (("first", [data]), ("after start", [start, data])):
-            code, details = L.rpc_error(lambda: list(exec_stub(iter(msgs), timeout=L.T, metadata=api.metadata or None)))
+            code, details = L.rpc_error(lambda: api.raw("Pods", "Exec", msgs, bidi=True))
             c.ok(f"garbage ({what}) to Pods/Exec ({label}) -> INVALID_ARGUMENT or the start's own error",
                  code == SC.INVALID_ARGUMENT or (label == "after start" and code == SC.NOT_FOUND),
                  f"got {code} {details!r}")

@@ -94,9 +94,7 @@ def exec_call(api, M, name, command, stdin_chunks=None, container="", tty=False,
             yield M["ExecRequest"](close_stdin=True)
 
     out, err, code = bytearray(), bytearray(), None
-    stub = api.channel.stream_stream("/keel.api.v1.Pods/Exec", request_serializer=lambda m: m.SerializeToString(),
-                                     response_deserializer=M["ExecResponse"].FromString)
-    for r in stub(requests(), timeout=T * 2, metadata=api.metadata or None):
+    for r in api.Pods.Exec(requests(), timeout=T * 2):
         out += r.stdout
         err += r.stderr
         if r.HasField("exit_code"):
@@ -158,7 +156,6 @@ def setup_cluster(c, api, M, agent_tcp, agent_unix, dead_port):
 
 
 def test_log(c, api, M, pods, journal):
-    PLO = M["PodLogOptions"]
     got = log_bytes(api, M, name="p1")
     c.eq("Log p1 (one container, by InternalIP:port): the agent's log", got, expected_log("default", "p1", "app"))
     sent = [e for e in read_journal(journal) if e.get("call") == "Log" and e.get("options", {}).get("name") == "p1"]
@@ -204,7 +201,6 @@ def test_log(c, api, M, pods, journal):
     expect_code(c, "sinceSeconds with sinceTime -> INVALID_ARGUMENT",
                 log(name="p1", since_seconds={"value": 5}, since_time={"seconds": 1}), SC.INVALID_ARGUMENT,
                 "at most one of `sinceTime` or `sinceSeconds`")
-    del PLO
 
 
 def metric_value(http, name, **labels):
@@ -304,10 +300,7 @@ def test_exec(c, api, M, pods, journal, http):
         def reqs():
             yield M["ExecRequest"](start=M["PodExecOptions"](name="p1", command=["sleep", "5"]))
             yield M["ExecRequest"](stdin=b"x")
-        stub = api.channel.stream_stream("/keel.api.v1.Pods/Exec",
-                                         request_serializer=lambda m: m.SerializeToString(),
-                                         response_deserializer=M["ExecResponse"].FromString)
-        return list(stub(reqs(), timeout=T, metadata=api.metadata or None))
+        return list(api.Pods.Exec(reqs(), timeout=T))
     expect_code(c, "exec: stdin that was not requested -> INVALID_ARGUMENT", stdin_not_requested,
                 SC.INVALID_ARGUMENT, "stdin was not requested")
 

@@ -82,7 +82,7 @@ struct pod_relay {
   size_t rest_len, rest_off, rest_cap;
   bool rest_paused; /* agent reads paused: the buffer is over REST_LOG_HIGH */
   grpc_status_code rest_code;
-  char rest_msg[512];
+  char rest_msg[1024];
 };
 
 /* ---------------------------------------------------------------- relays */
@@ -120,33 +120,24 @@ static void relay_call_freed(void *arg) {
 /* Finishes the caller's call once; later attempts do nothing. */
 static void relay_finish(relay *r, grpc_status_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void relay_finish(relay *r, grpc_status_code code, const char *fmt, ...) {
+  char msg[sizeof r->rest_msg] = "";
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+  }
   pthread_mutex_lock(&r->mu);
   bool done = r->call_done;
   r->call_done = true;
   if (!done && !r->call) { /* a REST reader: the end waits for it */
     r->rest_code = code;
-    r->rest_msg[0] = '\0';
-    if (fmt) {
-      va_list ap;
-      va_start(ap, fmt);
-      vsnprintf(r->rest_msg, sizeof r->rest_msg, fmt, ap);
-      va_end(ap);
-    }
+    memcpy(r->rest_msg, msg, sizeof msg);
     pthread_cond_broadcast(&r->rest_cond);
     done = true;
   }
   pthread_mutex_unlock(&r->mu);
-  if (done) return;
-  if (!fmt) {
-    rpc_call_finish(r->call, code, NULL);
-    return;
-  }
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  rpc_call_finish(r->call, code, "%s", msg);
+  if (!done) rpc_call_finish(r->call, code, fmt ? "%s" : NULL, msg);
 }
 
 /* On the cleanup worker: the agent stream closed. */

@@ -804,7 +804,7 @@ static enum MHD_Result do_rest_log(apiserver *a, struct MHD_Connection *conn, co
   /* Wait a moment for the first bytes or the end, so that the agent's refusal
    * (or an unreachable agent) is a Status with its HTTP code, not an empty 200. */
   grpc_status_code code = GRPC_STATUS_OK;
-  char msg[512];
+  char msg[1024];
   ssize_t n = apiserver_pod_log_read(reader, rl->first, sizeof rl->first, 1000, &code, msg, sizeof msg);
   if (n < 0 && code != GRPC_STATUS_OK) {
     rest_log_free(rl);
