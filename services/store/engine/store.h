@@ -2,8 +2,13 @@
  * the write-ahead log (wal/), and the apply pipeline between them.
  *
  * Writes are submitted and complete later, on the WAL's thread, once durable:
- *   handler --submit--> apply queue --apply thread--> kv (write lock) + WAL record
- *           <--done(resp)-- WAL writer (after group commit) -- published revision moves
+ *   handler --submit--> apply queue --applier--> kv (write lock) + WAL record
+ *           <--done(resp)-- WAL completer (after group commit) -- published revision moves
+ * The applier is the submitting thread when nobody else is applying (it drains
+ * what others queue meanwhile), or the apply thread when the WAL's queue is
+ * full: so done may run on the caller's thread before submit returns (a
+ * read-only txn with nothing pending, a refusal), and submit never waits on
+ * disk.
  * Nothing a write changed is visible to reads (store_range) or acknowledged
  * before its WAL record is on disk. Requests that write nothing (a read-only
  * txn, a delete of missing keys) complete once every earlier write they may
@@ -12,7 +17,7 @@
  * Reads run on the caller's thread under the read lock, at the published
  * revision (or an older one not yet compacted).
  *
- * Snapshots: every snapshot_count records the apply thread captures a point
+ * Snapshots: every snapshot_count records the applier captures a point
  * (WAL index I, revision R, the lease table) between two ops and a snapshot
  * thread writes the state as of R (<data_dir>/member/snap) in bounded chunks
  * under the read lock, while writes go on; once the file is complete and
@@ -52,6 +57,7 @@ typedef struct store_options {
   int lease_check_ms;        /* how often expired leases are revoked; default 500 (etcd's) */
   uint64_t snapshot_count;   /* WAL records between snapshots (etcd --snapshot-count); default 100000 */
   uint64_t wal_segment_bytes; /* WAL segment size; default 64 MiB (tests use small ones) */
+  size_t wal_queue_records;   /* WAL records queued or being written; 0: the WAL's default (tests use tiny ones) */
   /* Auto compaction, as etcd's --auto-compaction-mode/-retention. Periodic: keep
    * the history of the last retention_ms (a revision is sampled every tenth of
    * it, at most hourly; compaction goes to the revision sampled retention_ms
@@ -98,8 +104,10 @@ void store_fill_header(store *s, Etcdserverpb__ResponseHeader *h);
 int store_range(store *s, const Etcdserverpb__RangeRequest *req, Etcdserverpb__RangeResponse *out,
                 kv_error *err);
 
-/* Completion of a submitted write, on the WAL thread (or the caller's, for an
- * immediate refusal). err NULL = success and resp (owned by the callee, free
+/* Completion of a submitted write, on the WAL's thread, or on whichever thread
+ * is applying (possibly the caller's, inside submit) for a refusal or a
+ * request that wrote nothing. It may run for other callers' requests on the
+ * caller's thread: it must not wait for anything the caller holds. err NULL = success and resp (owned by the callee, free
  * with protobuf_c_message_free_unpacked) has its header filled; otherwise resp
  * is NULL. Keep it short: reply and return. */
 typedef void (*store_done_fn)(void *arg, const kv_error *err, ProtobufCMessage *resp);
@@ -206,6 +214,7 @@ typedef struct store_status {
   bool snapshot_running;    /* a snapshot is being written */
   uint64_t compactions_held; /* compactions waiting for the running snapshot */
   uint64_t auto_compactions;
+  uint64_t apply_handoffs;  /* times a full WAL queue moved applying to the apply thread */
 } store_status;
 
 void store_get_status(store *s, store_status *out);

@@ -65,7 +65,20 @@ typedef struct writer_arg {
 
 static void *writer(void *p) {
   writer_arg *a = p;
+  char last_key[32];
+  snprintf(last_key, sizeof(last_key), "last/w%d", a->id);
   for (int i = 0; i < a->n; i++) {
+    /* Every other put rewrites this writer's "last" key: submission order
+     * must be apply order, so its final value is the last one submitted. */
+    if (i % 2 == 1) {
+      char value[32];
+      snprintf(value, sizeof(value), "%d", i);
+      Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
+      req.key = (ProtobufCBinaryData){strlen(last_key), (uint8_t *)last_key};
+      req.value = (ProtobufCBinaryData){strlen(value), (uint8_t *)value};
+      while (store_submit_put(a->s, &req, on_done, a->w) == -EAGAIN) usleep(100);
+      continue;
+    }
     char key[32], value[32];
     snprintf(key, sizeof(key), "w%d/k%04d", a->id, i);
     snprintf(value, sizeof(value), "v%d", i);
@@ -93,15 +106,35 @@ static int64_t count_prefix(store *s, const char *prefix, const char *end, int64
   return n;
 }
 
-static void test_concurrent_writers_group_commit_and_recovery(void **state) {
-  (void)state;
+static void check_last_values(store *s, int threads, int per) {
+  for (int i = 0; i < threads; i++) {
+    char key[32], want[32];
+    snprintf(key, sizeof(key), "last/w%d", i);
+    snprintf(want, sizeof(want), "%d", per - 1);
+    Etcdserverpb__RangeRequest req = ETCDSERVERPB__RANGE_REQUEST__INIT;
+    req.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
+    Etcdserverpb__RangeResponse *resp = malloc(sizeof(*resp));
+    kv_error err;
+    assert_int_equal(store_range(s, &req, resp, &err), 0);
+    assert_int_equal(resp->n_kvs, 1);
+    assert_int_equal(resp->kvs[0]->value.len, strlen(want));
+    assert_memory_equal(resp->kvs[0]->value.data, want, strlen(want));
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+  }
+}
+
+/* 8 threads submitting 250 writes each (half of them new keys, half rewriting
+ * one key per thread). wal_queue_records 0 is the default; 2 keeps the WAL's
+ * queue full, so appliers running on the submitting threads keep handing
+ * applying over to the apply thread: nothing may be lost or reordered. */
+static void concurrent_writers(size_t wal_queue_records) {
   char *dir = temp_dir();
   keel_error err = {0};
-  store_options opts = {.data_dir = dir, .name = "t"};
+  store_options opts = {.data_dir = dir, .name = "t", .wal_queue_records = wal_queue_records};
   store *s = store_open(&opts, &err);
   if (!s) fail_msg("open: %s", err.message);
   waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-  enum { THREADS = 8, PER = 250 };
+  enum { THREADS = 8, PER = 250, KEYS = THREADS * PER / 2 };
   pthread_t t[THREADS];
   writer_arg args[THREADS];
   for (int i = 0; i < THREADS; i++) {
@@ -113,20 +146,33 @@ static void test_concurrent_writers_group_commit_and_recovery(void **state) {
   assert_int_equal(w.ok, THREADS * PER);
   assert_int_equal(w.max_rev, 1 + THREADS * PER); /* one revision per put, from 2 */
   int64_t rev;
-  assert_int_equal(count_prefix(s, "w", "x", &rev), THREADS * PER);
+  assert_int_equal(count_prefix(s, "w", "x", &rev), KEYS);
   assert_int_equal(rev, 1 + THREADS * PER);
+  check_last_values(s, THREADS, PER);
   store_status st;
   store_get_status(s, &st);
   assert_int_equal(st.raft_index, THREADS * PER);
   assert_true(st.wal_fsyncs < (uint64_t)(THREADS * PER)); /* writers shared fsyncs */
+  if (wal_queue_records) assert_true(st.apply_handoffs > 0);
   store_close(s);
 
   s = store_open(&opts, &err);
   if (!s) fail_msg("reopen: %s", err.message);
-  assert_int_equal(count_prefix(s, "w", "x", &rev), THREADS * PER);
+  assert_int_equal(count_prefix(s, "w", "x", &rev), KEYS);
   assert_int_equal(rev, 1 + THREADS * PER);
+  check_last_values(s, THREADS, PER);
   store_close(s);
   free(dir);
+}
+
+static void test_concurrent_writers_group_commit_and_recovery(void **state) {
+  (void)state;
+  concurrent_writers(0);
+}
+
+static void test_full_wal_queue_hands_applying_to_the_apply_thread(void **state) {
+  (void)state;
+  concurrent_writers(2);
 }
 
 static void test_errors_and_compaction_survive_restart(void **state) {
@@ -794,6 +840,7 @@ static void test_kill_after_snapshot_before_wal_truncation(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_concurrent_writers_group_commit_and_recovery),
+      cmocka_unit_test(test_full_wal_queue_hands_applying_to_the_apply_thread),
       cmocka_unit_test(test_errors_and_compaction_survive_restart),
       cmocka_unit_test(test_events_after_durability_and_history),
       cmocka_unit_test(test_lease_expiry_deletes_keys_and_survives_restart),

@@ -37,6 +37,7 @@ GAUGE(snapshot_index)
 GAUGE(snapshot_running)
 GAUGE(compactions_held)
 GAUGE(auto_compactions)
+GAUGE(apply_handoffs)
 #undef GAUGE
 
 #define WGAUGE(field)                                   \
@@ -84,6 +85,8 @@ static const struct {
      gauge_compactions_held},
     {"keel_store_auto_compactions", "Compactions made by --auto-compaction since start.",
      gauge_auto_compactions},
+    {"keel_store_apply_handoffs", "Times a full WAL queue moved applying from a request thread to the apply thread.",
+     gauge_apply_handoffs},
     {"etcd_debugging_mvcc_watcher_total", "Watchers, all streams.", wgauge_watchers},
     {"keel_store_watch_streams", "Open Watch streams.", wgauge_streams},
     {"keel_store_watchers_unsynced", "Watchers catching up from history (slow or historical).",

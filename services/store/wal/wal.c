@@ -73,19 +73,25 @@ struct wal {
   uint64_t seg_offset;
   struct iovec *iov;
 
-  /* Queue, under mu. Entries [head, head+count) of the ring, in index order;
-   * the writer's batch is a prefix of them until it completes. */
+  /* Queue, under mu. Entries [head, head+count) of the ring, in index order:
+   * the first `synced` are written and synced (or failed) and wait for their
+   * callbacks, the first `taken` have been handed to the writer (synced <=
+   * taken <= count); an entry's slot is free once its callback ran. */
   pthread_mutex_t mu;
-  pthread_cond_t work_cv;
-  pthread_cond_t space_cv;
+  pthread_cond_t work_cv;  /* the writer waits for records */
+  pthread_cond_t space_cv; /* appenders wait for room */
+  pthread_cond_t done_cv;  /* the completer waits for synced records */
   wal_entry *ring;
-  size_t cap, head, count, queued_bytes;
+  size_t cap, head, count, taken, synced, queued_bytes;
   uint64_t head_index; /* index of ring[head] */
   uint64_t next_index;
-  int failed; /* negative errno once poisoned */
+  int failed;          /* negative errno once poisoned */
+  uint64_t fail_index; /* first index of the first failed batch (0: none) */
+  bool completing;     /* callbacks are running (completer, or the writer inline) */
   bool closing;
-  pthread_t writer;
-  bool writer_started;
+  bool writer_done; /* the writer has stopped: the completer drains and stops */
+  pthread_t writer, completer;
+  bool writer_started, completer_started;
   wal_stats stats;
 };
 
@@ -243,19 +249,55 @@ static int write_batch(wal *w, size_t head, size_t n, uint64_t first, wal_sync_i
   return 0;
 }
 
+/* Runs the done callbacks of the first n ring entries (index first..) and
+ * frees them. The caller has set w->completing, so it is the only thread doing
+ * this; called without w->mu. Entries from fail_index on failed with w->failed. */
+static void run_callbacks(wal *w, size_t n, uint64_t first) {
+  pthread_mutex_lock(&w->mu);
+  uint64_t fail_index = w->fail_index;
+  int failed = w->failed;
+  size_t head = w->head;
+  pthread_mutex_unlock(&w->mu);
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    wal_entry *e = &w->ring[(head + i) % w->cap];
+    uint64_t index = first + i;
+    bytes += e->len;
+    if (e->done) e->done(e->arg, index, fail_index && index >= fail_index ? failed : 0);
+  }
+  pthread_mutex_lock(&w->mu);
+  w->head = (w->head + n) % w->cap;
+  w->count -= n;
+  w->taken -= n;
+  w->synced -= n;
+  w->head_index += n;
+  w->queued_bytes -= bytes;
+  w->completing = false;
+  pthread_cond_broadcast(&w->space_cv);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* The writer: takes every record not yet written, writes and syncs them as one
+ * batch, then gives the batch's callbacks to the completer thread and goes on
+ * with the next batch at once. The callbacks (keel-store sends the gRPC
+ * replies from them) used to run here, so a batch of 16 replies delayed the
+ * next fdatasync by their sending time and the writers queued behind it. A
+ * lone record whose completer is idle is completed here: with one client the
+ * hand-off would cost a thread wake-up on every write. */
 static void *writer_main(void *p) {
   wal *w = p;
   pthread_mutex_lock(&w->mu);
   for (;;) {
-    while (w->count == 0 && !w->closing) pthread_cond_wait(&w->work_cv, &w->mu);
-    if (w->count == 0) break; /* closing, and everything is written */
-    size_t n = w->count, head = w->head;
-    uint64_t first = w->head_index;
+    while (w->taken == w->count && !w->closing) pthread_cond_wait(&w->work_cv, &w->mu);
+    if (w->taken == w->count) break; /* closing, and everything is written */
+    size_t n = w->count - w->taken, at = (w->head + w->taken) % w->cap;
+    uint64_t first = w->head_index + w->taken;
+    w->taken += n;
     int status = w->failed;
     pthread_mutex_unlock(&w->mu);
 
     wal_sync_info info = {0};
-    if (status == 0) status = write_batch(w, head, n, first, &info);
+    if (status == 0) status = write_batch(w, at, n, first, &info);
 
     pthread_mutex_lock(&w->mu);
     if (status == 0) {
@@ -267,26 +309,49 @@ static void *writer_main(void *p) {
       if (info.fsync_ns > w->stats.fsync_ns_max) w->stats.fsync_ns_max = info.fsync_ns;
       if (n > w->stats.batch_records_max) w->stats.batch_records_max = n;
       w->stats.last_index = info.last_index;
-    } else if (w->failed == 0) {
-      w->failed = status;
-      w->stats.error = -status;
+    } else {
+      if (w->failed == 0) {
+        w->failed = status;
+        w->stats.error = -status;
+      }
+      if (w->fail_index == 0) w->fail_index = first;
     }
     pthread_mutex_unlock(&w->mu);
 
     if (status == 0 && w->opts.on_sync) w->opts.on_sync(w->opts.on_sync_arg, &info);
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-      wal_entry *e = &w->ring[(head + i) % w->cap];
-      bytes += e->len;
-      if (e->done) e->done(e->arg, first + i, status);
-    }
 
     pthread_mutex_lock(&w->mu);
-    w->head = (w->head + n) % w->cap;
-    w->count -= n;
-    w->head_index += n;
-    w->queued_bytes -= bytes;
-    pthread_cond_broadcast(&w->space_cv);
+    w->synced = w->taken;
+    bool inline_done = n == 1 && !w->completing && w->synced == 1;
+    if (inline_done) w->completing = true;
+    else pthread_cond_signal(&w->done_cv);
+    if (inline_done) {
+      pthread_mutex_unlock(&w->mu);
+      run_callbacks(w, 1, first);
+      pthread_mutex_lock(&w->mu);
+    }
+  }
+  w->writer_done = true;
+  pthread_cond_signal(&w->done_cv);
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+/* The completer: runs the callbacks of synced batches in index order. */
+static void *completer_main(void *p) {
+  wal *w = p;
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    while ((w->synced == 0 || w->completing) && !w->writer_done)
+      pthread_cond_wait(&w->done_cv, &w->mu);
+    /* The writer finishes its inline callbacks before it sets writer_done. */
+    if (w->synced == 0) break; /* the writer has stopped and every callback ran */
+    size_t n = w->synced;
+    uint64_t first = w->head_index;
+    w->completing = true;
+    pthread_mutex_unlock(&w->mu);
+    run_callbacks(w, n, first);
+    pthread_mutex_lock(&w->mu);
   }
   pthread_mutex_unlock(&w->mu);
   return NULL;
@@ -294,13 +359,19 @@ static void *writer_main(void *p) {
 
 /* ---------- append ---------- */
 
+/* Done callbacks run on the completer, or inline on the writer. */
+static bool on_wal_thread(const wal *w) {
+  return (w->writer_started && pthread_equal(pthread_self(), w->writer)) ||
+         (w->completer_started && pthread_equal(pthread_self(), w->completer));
+}
+
 static int64_t append_common(wal *w, const void *payload, size_t len, wal_done_fn done, void *arg,
                              bool block) {
   if (!w || len == 0 || len > WAL_MAX_RECORD_BYTES || !payload) return -EINVAL;
   uint8_t hdr[WAL_FRAME_HEADER_SIZE];
   wal_frame_header(hdr, payload, len);
-  /* The writer thread waiting for room that only it can make would hang. */
-  if (pthread_equal(pthread_self(), w->writer)) block = false;
+  /* A done callback waiting for room that only its own thread can make would hang. */
+  if (on_wal_thread(w)) block = false;
   bool counted = false;
   pthread_mutex_lock(&w->mu);
   for (;;) {
@@ -328,7 +399,8 @@ static int64_t append_common(wal *w, const void *payload, size_t len, wal_done_f
   memcpy(e->hdr, hdr, sizeof(hdr));
   e->done = done;
   e->arg = arg;
-  if (w->count++ == 0) pthread_cond_signal(&w->work_cv);
+  /* The writer sleeps only when it has taken everything. */
+  if (w->count++ == w->taken) pthread_cond_signal(&w->work_cv);
   w->queued_bytes += len;
   uint64_t index = w->next_index++;
   w->stats.appends++;
@@ -362,7 +434,7 @@ static void sync_done(void *arg, uint64_t index, int status) {
 }
 
 int wal_append_sync(wal *w, const void *payload, size_t len, uint64_t *index) {
-  if (w && pthread_equal(pthread_self(), w->writer)) return -EDEADLK;
+  if (w && on_wal_thread(w)) return -EDEADLK;
   sync_wait s = {.done = false};
   pthread_mutex_init(&s.mu, NULL);
   pthread_cond_init(&s.cv, NULL);
@@ -439,14 +511,28 @@ static int seg_file_cmp(const void *a, const void *b) {
   return x->seg.seq < y->seg.seq ? -1 : x->seg.seq > y->seg.seq;
 }
 
+/* Lets the completer run what is left and joins it; the writer has stopped
+ * (or never started). */
+static void stop_completer(wal *w) {
+  if (!w->completer_started) return;
+  pthread_mutex_lock(&w->mu);
+  w->writer_done = true;
+  pthread_cond_signal(&w->done_cv);
+  pthread_mutex_unlock(&w->mu);
+  pthread_join(w->completer, NULL);
+  w->completer_started = false;
+}
+
 static void free_wal(wal *w) {
   if (!w) return;
+  stop_completer(w);
   if (w->fd >= 0) close(w->fd);
   if (w->dirfd >= 0) close(w->dirfd);
   pthread_mutex_destroy(&w->mu);
   pthread_mutex_destroy(&w->seg_mu);
   pthread_cond_destroy(&w->work_cv);
   pthread_cond_destroy(&w->space_cv);
+  pthread_cond_destroy(&w->done_cv);
   free(w->segs);
   free(w->ring);
   free(w->iov);
@@ -741,6 +827,7 @@ wal *wal_open(const char *dir, const wal_options *opts, wal_replay_fn replay, vo
   pthread_mutex_init(&w->seg_mu, NULL);
   pthread_cond_init(&w->work_cv, NULL);
   pthread_cond_init(&w->space_cv, NULL);
+  pthread_cond_init(&w->done_cv, NULL);
   w->dir = strdup(dir);
   w->cap = o.queue_records;
   w->ring = calloc(w->cap, sizeof(*w->ring));
@@ -766,7 +853,14 @@ wal *wal_open(const char *dir, const wal_options *opts, wal_replay_fn replay, vo
     goto fail;
   }
   if (recover(w, replay, arg, err) < 0) goto fail;
-  int rc = pthread_create(&w->writer, NULL, writer_main, w);
+  int rc = pthread_create(&w->completer, NULL, completer_main, w);
+  if (rc != 0) {
+    keel_error_set_errno(err, rc, "wal %s: start completer thread", dir);
+    goto fail;
+  }
+  w->completer_started = true;
+  pthread_setname_np(w->completer, "keel-wal-done");
+  rc = pthread_create(&w->writer, NULL, writer_main, w);
   if (rc != 0) {
     keel_error_set_errno(err, rc, "wal %s: start writer thread", dir);
     goto fail;
@@ -787,6 +881,7 @@ int wal_close(wal *w) {
   pthread_cond_broadcast(&w->space_cv);
   pthread_mutex_unlock(&w->mu);
   if (w->writer_started) pthread_join(w->writer, NULL);
+  stop_completer(w);
   int rc = w->failed;
   free_wal(w);
   return rc;

@@ -14,9 +14,13 @@
  *
  * Group commit: appends from any number of threads go into a bounded queue; one
  * writer thread takes everything queued, writes it with one pwritev (split only
- * past IOV_MAX = 512 records), calls fdatasync once, then runs each record's
- * done callback in index order. While one batch syncs, the next one gathers,
- * so N concurrent appenders share about one fsync per batch.
+ * past IOV_MAX = 512 records), calls fdatasync once, and hands the batch to a
+ * completer thread, which runs each record's done callback in index order
+ * while the writer goes on with the next batch (a batch of one record whose
+ * completer is idle is completed on the writer, saving a thread wake-up). While
+ * one batch syncs, the next one gathers, so N concurrent appenders share about
+ * one fsync per batch, and slow callbacks delay the next fsync only through the
+ * queue's bounds.
  *
  * Recovery (wal_open) checks everything before replaying anything:
  * - The last segment may end in a torn or corrupt tail (a short header, a
@@ -91,15 +95,17 @@ typedef struct wal_options {
  * wal_open fail with it. */
 typedef int (*wal_replay_fn)(void *arg, uint64_t index, const uint8_t *payload, size_t len);
 
-/* Called once per appended record on the writer thread, in index order.
+/* Called once per appended record, in index order, on the completer thread
+ * (or the writer thread; never two at once).
  * status: 0 = durable, or a negative errno (the record's fate is unknown).
- * Keep it short (hand work off): the next batch waits for it. It may call
+ * Keep it short (hand work off): later callbacks wait for it, and the queue's
+ * room is freed only as callbacks finish. It may call
  * wal_try_append; wal_append from here behaves like wal_try_append. */
 typedef void (*wal_done_fn)(void *arg, uint64_t index, int status);
 
 /* Opens (creating it and its parents if needed) the log in dir, recovers it as
  * described above, calls replay for each record past opts->start_index, and
- * starts the writer thread. opts may be NULL (defaults). The directory is
+ * starts the writer and completer threads. opts may be NULL (defaults). The directory is
  * locked (flock) against a second opener: -EBUSY. Returns NULL on failure with
  * err set; replay has then not been called unless replay itself failed. */
 wal *wal_open(const char *dir, const wal_options *opts, wal_replay_fn replay, void *arg,

@@ -2,7 +2,8 @@
  * crash involved: round trips, segment rolling and naming, replay from a
  * snapshot index, group commit under 16 and 256 concurrent appenders (distinct
  * increasing indexes, callbacks in order, fewer fsyncs than records),
- * backpressure, closing with work queued, re-entrant callbacks, the directory
+ * backpressure, a stuck callback not holding the next fsync, closing with
+ * work queued, re-entrant callbacks, the directory
  * lock, truncation of covered segments, a snapshot ahead of the log, a
  * refusing replay callback, and poisoning after a write error.
  * Crash recovery lives in wal_crash_test.c and wal_kill_test.c. */
@@ -207,7 +208,7 @@ typedef struct gc_shared {
   wal *w;
   int per_thread;
   bool pipelined;     /* fire all appends, then wait; else one at a time */
-  uint64_t last_done; /* written by the writer thread only */
+  uint64_t last_done; /* written by done callbacks only (one at a time, under the WAL's order) */
   int out_of_order;
 } gc_shared;
 
@@ -430,6 +431,68 @@ static void test_backpressure(void **state) {
   assert_int_equal(wal_close(w), 0);
   pthread_mutex_destroy(&g.mu);
   pthread_cond_destroy(&g.cv);
+}
+
+/* A callback that waits on the gate (a reply that takes long to send). */
+static void gate_done(void *arg, uint64_t index, int status) {
+  (void)index;
+  THREAD_CHECK(status == 0);
+  gate *g = arg;
+  pthread_mutex_lock(&g->mu);
+  g->entered++;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void open_gate(gate *g) {
+  pthread_mutex_lock(&g->mu);
+  g->open = true;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void wait_entered(gate *g, int n) {
+  pthread_mutex_lock(&g->mu);
+  while (g->entered < n) pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+}
+
+/* Callbacks run on the completer: while one of a batch's callbacks is stuck,
+ * the writer still writes and syncs what comes next (keel-store sends replies
+ * from its callbacks; the next fsync must not wait for them). */
+static void test_slow_callback_does_not_hold_next_sync(void **state) {
+  (void)state;
+  gate sync_gate = {.open = false}, cb_gate = {.open = false};
+  pthread_mutex_init(&sync_gate.mu, NULL);
+  pthread_cond_init(&sync_gate.cv, NULL);
+  pthread_mutex_init(&cb_gate.mu, NULL);
+  pthread_cond_init(&cb_gate.cv, NULL);
+  wal_options o = {.on_sync = gate_on_sync, .on_sync_arg = &sync_gate};
+  wal *w = open_or_fail(g_dir, &o, NULL);
+  static const char p[] = "record";
+  assert_int_equal(wal_append(w, p, sizeof(p), NULL, NULL), 1);
+  wait_entered(&sync_gate, 1); /* the writer holds batch 1 in on_sync */
+  /* Records 2 and 3 queue up behind it and become one batch of two. */
+  assert_int_equal(wal_append(w, p, sizeof(p), gate_done, &cb_gate), 2);
+  assert_int_equal(wal_append(w, p, sizeof(p), NULL, NULL), 3);
+  open_gate(&sync_gate);
+  wait_entered(&cb_gate, 1); /* record 2's callback is stuck */
+  assert_int_equal(wal_append(w, p, sizeof(p), NULL, NULL), 4);
+  wal_stats st = {0};
+  for (int i = 0; i < 10000; i++) { /* up to 10 s; a writer held by the callback never gets there */
+    wal_get_stats(w, &st);
+    if (st.last_index >= 4) break;
+    usleep(1000);
+  }
+  assert_int_equal(st.last_index, 4);
+  assert_int_equal(st.fsyncs, 3);
+  open_gate(&cb_gate);
+  assert_int_equal(wal_close(w), 0);
+  pthread_mutex_destroy(&sync_gate.mu);
+  pthread_cond_destroy(&sync_gate.cv);
+  pthread_mutex_destroy(&cb_gate.mu);
+  pthread_cond_destroy(&cb_gate.cv);
 }
 
 static void test_invalid_arguments_and_lock(void **state) {
@@ -736,6 +799,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_group_commit_256, setup, teardown),
       cmocka_unit_test_setup_teardown(test_group_commit_pipelined, setup, teardown),
       cmocka_unit_test_setup_teardown(test_backpressure, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_slow_callback_does_not_hold_next_sync, setup, teardown),
       cmocka_unit_test_setup_teardown(test_invalid_arguments_and_lock, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_drains_queue, setup, teardown),
       cmocka_unit_test_setup_teardown(test_callback_reentrancy, setup, teardown),
