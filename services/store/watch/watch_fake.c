@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -25,6 +26,11 @@ static int fake_send(void *ctx, const Etcdserverpb__WatchResponse *r) {
     pthread_cond_wait(&f->cond, &f->mu);
   }
   f->in_send = false;
+  if (f->fail_rc) {
+    int rc = f->fail_rc;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+  }
   if (f->capacity >= 0 && f->queued >= f->capacity) {
     f->refused++;
     pthread_mutex_unlock(&f->mu);
@@ -38,8 +44,26 @@ static int fake_send(void *ctx, const Etcdserverpb__WatchResponse *r) {
 
 /* A response of events arrives as prefix + shared ranges: the fake decodes the
  * concatenation, so every test checks the bytes a client would get. */
+static int fake_send_parts_in(void *ctx, const uint8_t *prefix, size_t prefix_len,
+                              const rpc_shared_range *parts, size_t nparts);
+
+/* Notes sends that overlap on one stream (never allowed: a stream's
+ * responses leave in the order decided). */
 static int fake_send_parts(void *ctx, const uint8_t *prefix, size_t prefix_len,
                            const rpc_shared_range *parts, size_t nparts) {
+  fake *f = ctx;
+  pthread_mutex_lock(&f->mu);
+  if (f->inside++) f->overlapped = true;
+  pthread_mutex_unlock(&f->mu);
+  int rc = fake_send_parts_in(ctx, prefix, prefix_len, parts, nparts);
+  pthread_mutex_lock(&f->mu);
+  f->inside--;
+  pthread_mutex_unlock(&f->mu);
+  return rc;
+}
+
+static int fake_send_parts_in(void *ctx, const uint8_t *prefix, size_t prefix_len,
+                              const rpc_shared_range *parts, size_t nparts) {
   size_t total = prefix_len;
   for (size_t i = 0; i < nparts; i++) total += parts[i].len;
   uint8_t *buf = malloc(total ? total : 1);
@@ -129,6 +153,29 @@ void set_block(fake *f, bool block) {
 void wait_stuck(fake *f) {
   pthread_mutex_lock(&f->mu);
   while (!f->in_send) pthread_cond_wait(&f->cond, &f->mu);
+  pthread_mutex_unlock(&f->mu);
+}
+
+bool wait_stuck_ms(fake *f, int ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (long)(ms % 1000) * 1000000;
+  if (ts.tv_nsec >= 1000000000) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000;
+  }
+  pthread_mutex_lock(&f->mu);
+  int rc = 0;
+  while (!f->in_send && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&f->cond, &f->mu, &ts);
+  bool stuck = f->in_send;
+  pthread_mutex_unlock(&f->mu);
+  return stuck;
+}
+
+void set_fail(fake *f, int rc) {
+  pthread_mutex_lock(&f->mu);
+  f->fail_rc = rc;
   pthread_mutex_unlock(&f->mu);
 }
 

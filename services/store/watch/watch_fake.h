@@ -28,6 +28,9 @@ typedef struct fake {
   int depth;       /* responses the transport says wait behind the one being written */
   bool auto_depth; /* ...or as many as were sent since the last drain */
   bool in_send;    /* a send is stuck there now */
+  int fail_rc;     /* nonzero: every send fails with it (a transport gone) */
+  int inside;      /* threads inside a send now */
+  bool overlapped; /* two were at once: the hub sent on one stream from two threads */
   watch_stream *st;
 } fake;
 
@@ -44,6 +47,10 @@ void set_block(fake *f, bool block);
 /* Waits until a send is stuck in f (the fan-out thread, holding the hub's
  * lock). */
 void wait_stuck(fake *f);
+/* The same, giving up after ms: false when no send got stuck. */
+bool wait_stuck_ms(fake *f, int ms);
+/* Every send fails with rc from now on (0: works again). */
+void set_fail(fake *f, int rc);
 /* The client took everything queued; the transport reports room. */
 void drain(fake *f);
 

@@ -23,6 +23,13 @@
  * Encoding. A revision that reaches at least one watcher is encoded once
  * (watch_batch.h); each watcher's response is its prefix plus ranges of it.
  *
+ * Rounds. For each revision (and each flush of held-back events) the fan-out
+ * thread first decides every watcher's fate and lists the sends as jobs, then
+ * has the sender pool send them all (watch_senders.c, several streams at
+ * once), then applies the results: positions, unsynced watchers, cancels. It
+ * holds hub->mu throughout, so to everyone else a round is one step, as the
+ * single sends were.
+ *
  * Coalescing. Every response costs the transport the same fixed work however
  * few events it carries, so a stream whose transport already has a response
  * waiting behind the one being written (WATCH_COALESCE_DEPTH) gets no new
@@ -168,12 +175,15 @@ static void match_one(void *arg, void *item) {
   w->match[w->nmatch++] = c->index;
 }
 
-static int scratch_reserve(watch_hub *h, size_t n) {
-  if (n <= h->scratch_cap) return 0;
-  watch_ev *e = realloc(h->scratch_evs, n * sizeof(*e));
+/* Room for n more events in hub->job_evs. */
+static int job_evs_reserve(watch_hub *h, size_t n) {
+  if (h->njob_evs + n <= h->job_evs_cap) return 0;
+  size_t cap = h->job_evs_cap ? h->job_evs_cap : 64;
+  while (cap < h->njob_evs + n) cap *= 2;
+  watch_ev *e = realloc(h->job_evs, cap * sizeof(*e));
   if (!e) return -ENOMEM;
-  h->scratch_evs = e;
-  h->scratch_cap = n;
+  h->job_evs = e;
+  h->job_evs_cap = cap;
   return 0;
 }
 
@@ -241,61 +251,80 @@ static void fall_behind(watcher *w, int64_t rev) {
   if (!st->blocked) watch_enqueue(st);
 }
 
-/* Sends what w held back, several revisions per response. */
-void watch_backlog_send(watch_hub *h, watcher *w) {
-  watch_stream *st = w->stream;
-  /* The events stay held until sent: the transport takes its own references. */
-  watch_ev *evs = w->bl;
-  size_t n = w->bl_n;
+/* Takes w's held-back events out of w into job (a round's job of several
+ * revisions per response). They stay held until sent: the transport takes its
+ * own references. */
+static void backlog_take(watcher *w, watch_send_job *job) {
+  *job = (watch_send_job){.w = w, .evs = w->bl, .n = w->bl_n};
   w->bl = NULL;
   w->bl_n = w->bl_cap = 0;
   w->bl_bytes = 0;
-  st->nbacklog--;
-  int rc;
-  size_t sent = watch_emit_revisions(st, w, 0, evs, n, &rc);
-  if (rc == -EINVAL) {
-    watch_cancel_too_large(w, evs[sent].len);
-  } else if (sent < n && !w->removed && w->synced) {
-    h->fell_behind++;
-    watch_make_unsynced(w); /* from where watch_emit_revisions left it */
-    if (rc == -ENOMEM) watch_schedule_retry(h);
-  }
-  for (size_t i = 0; i < n; i++) watch_batch_drop(evs[i].hold);
-  free(evs);
+  w->stream->nbacklog--;
 }
 
-/* Sends held-back events of every stream whose transport has drained; a
- * blocked stream's watchers go to history instead. */
+/* After job (from backlog_take) was sent: what did not go out is replayed from
+ * history. */
+static void backlog_sent(watch_hub *h, const watch_send_job *job) {
+  watcher *w = job->w;
+  if (job->rc == -EINVAL) {
+    if (!w->removed) watch_cancel_too_large(w, job->evs[job->sent].len);
+  } else if (job->sent < job->n && !w->removed && w->synced) {
+    h->fell_behind++;
+    watch_make_unsynced(w); /* from where watch_emit_revisions left it */
+    if (job->rc == -ENOMEM) watch_schedule_retry(h);
+  }
+  for (size_t i = 0; i < job->n; i++) watch_batch_drop(job->evs[i].hold);
+  free((watch_ev *)job->evs);
+}
+
+/* Sends what w held back, several revisions per response (a cancel's
+ * request: one watcher, on the caller's thread). */
+void watch_backlog_send(watch_hub *h, watcher *w) {
+  watch_send_job job;
+  backlog_take(w, &job);
+  job.sent = watch_emit_revisions(w->stream, w, 0, job.evs, job.n, &job.rc);
+  backlog_sent(h, &job);
+}
+
+/* The watchers of st that hold events: sent in this round (referenced until
+ * it ends), or to history when st is blocked or stuck. */
+static void backlog_collect(watch_hub *h, watch_stream *st, bool stuck) {
+  for (watcher *w = st->watchers; w; w = w->s_next) {
+    if (!w->bl_n) continue;
+    if (st->blocked || stuck) {
+      h->fell_behind++;
+      fall_behind(w, w->bl[0].rev);
+      continue;
+    }
+    w->refs++; /* a later job's result may end the stream and remove w */
+    backlog_take(w, &h->jobs[h->njobs++]); /* capacity > watchers */
+  }
+}
+
+/* Sends held-back events of every stream whose transport has drained, all in
+ * one round of the sender pool; a blocked stream's watchers go to history
+ * instead. */
 static void backlog_flush(watch_hub *h) {
+  h->njobs = 0;
+  for (watch_stream *st = h->backlog_head; st; st = st->b_next) {
+    if (st->closed || !st->nbacklog) continue;
+    bool stuck = false;
+    if (!st->blocked && backed_up(st)) {
+      stuck = monotonic_ms() - st->bl_since_ms > BACKLOG_MAX_MS;
+      if (!stuck) continue; /* still busy: keep holding */
+    }
+    backlog_collect(h, st, stuck);
+  }
+  size_t n = h->njobs;
+  watch_senders_run(h, h->jobs, n);
+  for (size_t i = 0; i < n; i++) backlog_sent(h, &h->jobs[i]);
+  for (size_t i = 0; i < n; i++) watch_unref(h->jobs[i].w);
+  h->njobs = 0;
+  /* The list's references keep its streams; a send may have closed one. */
   watch_stream **pp = &h->backlog_head;
   while (*pp) {
-    watch_stream *st = *pp; /* the list's reference keeps it */
-    bool go = false, stuck = false;
-    if (!st->closed && st->nbacklog) {
-      if (st->blocked || !backed_up(st)) go = true;
-      else go = stuck = monotonic_ms() - st->bl_since_ms > BACKLOG_MAX_MS;
-    }
-    if (go) {
-      /* A send may end the stream and remove any of its watchers. */
-      size_t n = 0;
-      for (watcher *w = st->watchers; w; w = w->s_next) {
-        if (!w->bl_n) continue;
-        w->refs++;
-        h->touched[n++] = w; /* capacity > watchers; unused between fan-outs */
-      }
-      for (size_t i = 0; i < n; i++) {
-        watcher *w = h->touched[i];
-        if (w->removed || !w->bl_n) continue;
-        if (st->blocked || stuck) {
-          h->fell_behind++;
-          fall_behind(w, w->bl[0].rev);
-        } else {
-          watch_backlog_send(h, w);
-        }
-      }
-      for (size_t i = 0; i < n; i++) watch_unref(h->touched[i]);
-      if (!st->closed && st->progress_pending) watch_try_progress(st);
-    }
+    watch_stream *st = *pp;
+    if (!st->closed && st->progress_pending) watch_try_progress(st);
     if (st->closed || !st->nbacklog) {
       *pp = st->b_next;
       st->b_next = NULL;
@@ -321,6 +350,8 @@ void watch_backlog_release_all(watch_hub *h) {
 
 /* ------------------------------------------------------------------ delivery */
 
+/* Decides what w gets of revision b (its matched events): nothing (history),
+ * held back, or a job of this round (its events at the end of job_evs). */
 static void deliver(watch_hub *h, watcher *w, const store_event_batch *b, watch_batch *v) {
   watch_stream *st = w->stream;
   int64_t rev = b->revision;
@@ -329,6 +360,12 @@ static void deliver(watch_hub *h, watcher *w, const store_event_batch *b, watch_
     fall_behind(w, rev);
     return;
   }
+  if (job_evs_reserve(h, w->nmatch) < 0) {
+    fall_behind(w, rev);
+    watch_schedule_retry(h);
+    return;
+  }
+  watch_ev *evs = h->job_evs + h->njob_evs;
   size_t n = 0;
   for (size_t i = 0; i < w->nmatch; i++) {
     size_t x = w->match[i];
@@ -339,31 +376,38 @@ static void deliver(watch_hub *h, watcher *w, const store_event_batch *b, watch_
     }
     watch_ev ev = watch_batch_event(v, x, w->prev_kv);
     ev.hold = v;
-    h->scratch_evs[n++] = ev;
+    evs[n++] = ev;
   }
   if (h->grouping || st->nbacklog || backed_up(st)) {
     /* More revisions of this group follow, events are already held back
      * (per-stream order), or the transport has enough to write: hold. */
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) bytes += h->scratch_evs[i].len;
-    if (w->bl_bytes + bytes <= BACKLOG_MAX_BYTES && backlog_push(h, w, h->scratch_evs, n) == 0)
-      return;
+    for (size_t i = 0; i < n; i++) bytes += evs[i].len;
+    if (w->bl_bytes + bytes <= BACKLOG_MAX_BYTES && backlog_push(h, w, evs, n) == 0) return;
     h->fell_behind++;
     fall_behind(w, rev);
     return;
   }
-  int rc;
-  size_t k = watch_emit(st, w, rev, h->scratch_evs, n, &rc);
-  if (rc == -EINVAL) {
-    watch_cancel_too_large(w, h->scratch_evs[k].len);
+  h->jobs[h->njobs++] =
+      (watch_send_job){.w = w, .ev0 = h->njob_evs, .n = n, .header_rev = rev};
+  h->njob_evs += n;
+}
+
+/* After job (one revision) was sent: w moves past what went out; the rest is
+ * replayed from history. */
+static void delivered(watch_hub *h, const watch_send_job *job) {
+  watcher *w = job->w;
+  if (w->removed) return; /* an earlier job's cancel ended its stream */
+  if (job->rc == -EINVAL) {
+    watch_cancel_too_large(w, job->evs[job->sent].len);
     return;
   }
-  if (k) w->had_events = true;
-  watch_advance(w, h->scratch_evs, k, n, rev);
-  if (k < n) {
+  if (job->sent) w->had_events = true;
+  watch_advance(w, job->evs, job->sent, job->n, job->header_rev);
+  if (job->sent < job->n) {
     h->fell_behind++;
     watch_make_unsynced(w); /* writable (or the retry) -> catch-up from where advance left it */
-    if (rc == -ENOMEM) watch_schedule_retry(h);
+    if (job->rc == -ENOMEM) watch_schedule_retry(h);
   }
 }
 
@@ -379,17 +423,23 @@ static void fan_out_batch(watch_hub *h, const store_event_batch *b) {
   }
   if (h->ntouched == 0) return;
   watch_batch *v = watch_batch_new(b);
-  bool ok = v && scratch_reserve(h, b->n) == 0;
+  h->njobs = 0;
+  h->njob_evs = 0;
   for (size_t i = 0; i < h->ntouched; i++) {
     watcher *w = h->touched[i];
     if (w->removed || !w->synced) continue;
-    if (!ok || w->nmatch == SIZE_MAX) {
+    if (!v || w->nmatch == SIZE_MAX) {
       fall_behind(w, b->revision);
       watch_schedule_retry(h);
       continue;
     }
     deliver(h, w, b, v);
   }
+  /* job_evs no longer moves. */
+  for (size_t i = 0; i < h->njobs; i++) h->jobs[i].evs = h->job_evs + h->jobs[i].ev0;
+  watch_senders_run(h, h->jobs, h->njobs);
+  for (size_t i = 0; i < h->njobs; i++) delivered(h, &h->jobs[i]);
+  h->njobs = 0;
   for (size_t i = 0; i < h->ntouched; i++) watch_unref(h->touched[i]);
   h->ntouched = 0;
   if (v) watch_batch_drop(v); /* queued sends and held events keep it */
@@ -493,6 +543,7 @@ int watch_fanout_start(watch_hub *h, keel_error *err) {
   h->q_spare = malloc(QUEUE_INITIAL * sizeof(*h->q_spare));
   if (!h->q || !h->q_spare) return keel_error_set(err, ENOMEM, "watch hub: out of memory");
   h->qcap = h->q_spare_cap = QUEUE_INITIAL;
+  if (watch_senders_start(h, err) < 0) return -1;
   int rc = pthread_create(&h->fanout, NULL, fanout_main, h);
   if (rc != 0) return keel_error_set_errno(err, rc, "watch hub: start the fan-out thread");
   pthread_setname_np(h->fanout, "watch-fanout");
@@ -508,6 +559,7 @@ void watch_fanout_stop(watch_hub *h) {
   pthread_cond_broadcast(&h->qcond);
   pthread_mutex_unlock(&h->qmu);
   if (join) pthread_join(h->fanout, NULL);
+  watch_senders_stop(h); /* idle: only the fan-out thread starts rounds */
   pthread_mutex_lock(&h->qmu);
   for (size_t i = 0; i < h->qlen; i++) store_event_batch_free(h->q[i].b);
   h->qlen = 0;
@@ -516,6 +568,7 @@ void watch_fanout_stop(watch_hub *h) {
 }
 
 void watch_fanout_free(watch_hub *h) {
+  watch_senders_free(h);
   free(h->q);
   free(h->q_spare);
   pthread_cond_destroy(&h->qcond);

@@ -537,8 +537,8 @@ void watch_hub_unref(watch_hub *h) {
   watch_group_destroy(h->synced);
   watch_fanout_free(h);
   free(h->touched);
-  free(h->scratch_evs);
-  free(h->parts);
+  free(h->jobs);
+  free(h->job_evs);
   pthread_cond_destroy(&h->cond);
   pthread_mutex_destroy(&h->mu);
   free(h);

@@ -53,6 +53,10 @@ typedef struct watch_hub_options {
    * roughly). Above it the WAL thread stops queueing them: the watchers that
    * needed them replay those revisions from history. 0 = 64 MiB. */
   int64_t max_pending_bytes;
+  /* Threads that send a revision's responses, the fan-out thread included
+   * (each stream's on one of them, in order). 0 = one per CPU, at most 8;
+   * 1 = the fan-out thread alone. */
+  int sender_threads;
 } watch_hub_options;
 
 /* Creates the hub, installs it as s's event sink (before any write) and starts
@@ -88,7 +92,9 @@ typedef struct watch_stream watch_stream;
 
 typedef struct watch_stream_ops {
   /* Queues one response without blocking; called with the hub's lock held, so
-   * it must not call into the hub. Returns 0, -ENOBUFS when the queue is full
+   * it must not call into the hub. Sends to different streams may run on
+   * several threads at once (the sender pool); one stream's never do.
+   * Returns 0, -ENOBUFS when the queue is full
    * (then watch_stream_writable must follow once it has room), -EINVAL when the
    * message is too large, or another negative value when the stream is gone. */
   int (*send)(void *ctx, const Etcdserverpb__WatchResponse *resp);

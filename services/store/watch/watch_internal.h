@@ -8,7 +8,13 @@
  * stream's state, and every send, so a stream's responses leave in the order
  * they were decided. Store calls (history, headers) are never made under it.
  * The hand-off queue has its own lock, hub->qmu, which the WAL thread takes;
- * it never waits for hub->mu (it only tries it). */
+ * it never waits for hub->mu (it only tries it).
+ *
+ * One exception to "one thread under hub->mu": while the fan-out thread holds
+ * it, the sender pool (watch_senders.c) sends one round of responses on
+ * several threads at once, each stream's on one thread; those threads touch
+ * only their streams' send state and watchers' positions, and the round ends
+ * before the fan-out thread goes on. */
 #ifndef KEEL_SERVICES_STORE_WATCH_WATCH_INTERNAL_H
 #define KEEL_SERVICES_STORE_WATCH_WATCH_INTERNAL_H
 
@@ -101,10 +107,53 @@ struct watch_stream {
   int64_t bl_since_ms; /* monotonic: when the first of them started */
   bool on_backlog;     /* on the hub's backlog list (holds a reference) */
 
+  /* Sender pool scratch (watch_senders.c, fan-out thread): this stream's last
+   * job of the round being grouped, valid while send_stamp is the round's. */
+  uint64_t send_stamp;
+  size_t send_tail;
+
   watch_stream *h_prev, *h_next; /* hub->streams */
   watch_stream *q_next;          /* hub work queue */
   watch_stream *b_next;          /* hub backlog list */
 };
+
+/* One watcher's response(s), decided by the fan-out thread under hub->mu and
+ * sent by the sender pool (watch_senders.c); the fan-out thread applies the
+ * result (position, unsynced, canceled) once the whole round is sent. */
+typedef struct watch_send_job {
+  watcher *w;          /* referenced by the fan-out thread for the round */
+  const watch_ev *evs; /* in revision order */
+  size_t n;
+  size_t ev0;          /* where evs start in hub->job_evs (fan-out of one revision) */
+  /* One revision's response with this header revision (watch_emit), or 0:
+   * held-back events, several revisions per response (watch_emit_revisions). */
+  int64_t header_rev;
+  size_t sent; /* result: events that went out */
+  int rc;      /* result: the failing send's error, or 0 */
+  size_t next; /* the stream's next job in the round, or SIZE_MAX */
+} watch_send_job;
+
+/* Threads that send a round's responses together with the fan-out thread. */
+typedef struct watch_senders {
+  int n;              /* threads sending, the fan-out thread included */
+  size_t min_streams; /* fewer streams in a round: the fan-out thread sends alone */
+  pthread_t *threads; /* n - 1 helpers */
+  int started;
+  pthread_mutex_t mu;
+  pthread_cond_t wake, done;
+  uint64_t gen; /* rounds started: a helper works once per new value */
+  int active;   /* helpers still working on the round */
+  bool stop;
+  /* The round: jobs, and the first job of each stream (a unit), taken in
+   * turn by whichever thread is free. */
+  watch_send_job *jobs;
+  const size_t *units;
+  size_t nunits;
+  atomic_size_t next_unit;
+  uint64_t stamp;
+  size_t *unit_buf;
+  size_t unit_cap;
+} watch_senders;
 
 /* A published revision handed to the fan-out thread, or (b NULL) a run of them
  * dropped from the hand-off when it was full. */
@@ -156,11 +205,11 @@ struct watch_hub {
   uint64_t stamp;
   watcher **touched; /* capacity > nwatchers, kept by create */
   size_t ntouched, touched_cap;
-  watch_ev *scratch_evs;
-  size_t scratch_cap;
-  /* watch_emit's ranges (whoever sends, under mu). */
-  rpc_shared_range *parts;
-  size_t parts_cap;
+  watch_send_job *jobs; /* capacity touched_cap: at most one job per watcher */
+  size_t njobs;
+  watch_ev *job_evs; /* the jobs' events, for one revision's fan-out */
+  size_t njob_evs, job_evs_cap;
+  watch_senders senders;
 
   uint64_t nstreams, nwatchers, nunsynced;
   uint64_t fell_behind, history_events, compacted, held_back;
@@ -216,6 +265,17 @@ void watch_hub_unref(watch_hub *hub);
 void watch_schedule_retry(watch_hub *hub);
 /* Answers the progress requests that waited for the fan-out. Under hub->mu. */
 void watch_progress_check(watch_hub *hub);
+
+/* ---- watch_senders.c (fan-out thread) */
+
+/* Starts opts.sender_threads - 1 helpers (0: one thread per CPU). */
+int watch_senders_start(watch_hub *hub, keel_error *err);
+/* Sends every job (each stream's in order, on one thread), several streams
+ * at once when there are enough; returns when all are done. Under hub->mu. */
+void watch_senders_run(watch_hub *hub, watch_send_job *jobs, size_t n);
+/* Ends the helpers (the fan-out thread has stopped). */
+void watch_senders_stop(watch_hub *hub);
+void watch_senders_free(watch_hub *hub);
 
 /* ---- watch_fanout.c */
 

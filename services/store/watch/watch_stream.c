@@ -3,7 +3,8 @@
  * and every send to it.
  *
  * Ordering on a stream: every send happens under hub->mu, so responses leave in
- * the order they were decided. A created response always precedes the
+ * the order they were decided (the sender pool's threads send while the
+ * fan-out thread holds it, each stream's responses on one of them, in order). A created response always precedes the
  * watcher's events: the watcher becomes visible to the fan-out only after it.
  * When a send finds the queue full the stream is BLOCKED: no further sends
  * until the transport reports room (watch_stream_writable). Control responses
@@ -171,16 +172,9 @@ int watch_send(watch_stream *st, const Etcdserverpb__WatchResponse *resp) {
   return rc;
 }
 
-static int parts_reserve(watch_hub *h, size_t n) {
-  if (n <= h->parts_cap) return 0;
-  size_t cap = h->parts_cap ? h->parts_cap : 16;
-  while (cap < n) cap *= 2;
-  rpc_shared_range *p = realloc(h->parts, cap * sizeof(*p));
-  if (!p) return -ENOMEM;
-  h->parts = p;
-  h->parts_cap = cap;
-  return 0;
-}
+/* Ranges of a response: on the stack, unless it has many (several revisions,
+ * each its own encoding). Not the hub's: sender threads call this at once. */
+#define STACK_PARTS 16
 
 /* One response of evs to w: its prefix, then the events' encodings as ranges,
  * adjacent ones merged (a run of one revision is usually a single range). */
@@ -188,18 +182,21 @@ static int send_events(watch_stream *st, watcher *w, int64_t header_rev, const w
                        size_t n, bool fragment) {
   watch_hub *h = st->hub;
   if (st->closed) return -EPIPE;
-  if (parts_reserve(h, n) < 0) return -ENOMEM;
+  rpc_shared_range stack[STACK_PARTS];
+  rpc_shared_range *parts = n <= STACK_PARTS ? stack : malloc(n * sizeof(*parts));
+  if (!parts) return -ENOMEM;
   size_t np = 0;
   for (size_t i = 0; i < n; i++) {
-    rpc_shared_range *last = np ? &h->parts[np - 1] : NULL;
+    rpc_shared_range *last = np ? &parts[np - 1] : NULL;
     if (last && last->m == evs[i].enc && last->offset + last->len == evs[i].off)
       last->len += evs[i].len;
     else
-      h->parts[np++] = (rpc_shared_range){evs[i].enc, evs[i].off, evs[i].len};
+      parts[np++] = (rpc_shared_range){evs[i].enc, evs[i].off, evs[i].len};
   }
   uint8_t prefix[WATCH_PREFIX_MAX];
   size_t plen = watch_wire_prefix(prefix, &h->base_header, header_rev, w->id, fragment);
-  int rc = st->ops.send_parts(st->ctx, prefix, plen, h->parts, np);
+  int rc = st->ops.send_parts(st->ctx, prefix, plen, parts, np);
+  if (parts != stack) free(parts);
   after_send(st, rc);
   return rc;
 }
@@ -395,9 +392,14 @@ static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
   return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
+/* The fan-out thread's per-watcher scratch (touched, jobs) always has room for
+ * every watcher, so it never fails for want of it. */
 static int grow_touched(watch_hub *h) {
   if (h->touched_cap > h->nwatchers) return 0;
   size_t n = h->touched_cap ? h->touched_cap * 2 : 64;
+  watch_send_job *j = realloc(h->jobs, n * sizeof(*j));
+  if (!j) return -ENOMEM;
+  h->jobs = j;
   watcher **p = realloc(h->touched, n * sizeof(*p));
   if (!p) return -ENOMEM;
   h->touched = p;
