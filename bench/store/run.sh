@@ -146,21 +146,37 @@ better() { # better POINT NEW OLD: is NEW a better round than OLD?
   esac
 }
 
-# The floor for one client: append 256 bytes and fdatasync, in a loop, on the
-# filesystem that holds both data dirs. No store that syncs each acknowledged
-# write can answer one client faster than this.
+# The floor for one client: 256-byte records written and fdatasync'ed one at a
+# time, in a loop, on the filesystem that holds both data dirs, into a file
+# preallocated with fallocate (what both WALs write into: etcd's and keel's
+# segments are preallocated) and, for comparison, appended to a growing file.
+# No store that syncs each acknowledged write can answer one client faster
+# than the preallocated rate.
 fsync_floor() {
   "$PY" - "$TMP" <<'PYEOF'
 import os, sys, time
-path = os.path.join(sys.argv[1], "fsync-probe")
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-buf, lat = b"x" * 256, []
-end = time.monotonic() + 1.0
-while time.monotonic() < end:
-    t = time.monotonic(); os.write(fd, buf); os.fdatasync(fd); lat.append(time.monotonic() - t)
-os.close(fd); os.unlink(path)
-lat.sort()
-print("rate=%d p50_us=%d p99_us=%d" % (len(lat), lat[len(lat) // 2] * 1e6, lat[len(lat) * 99 // 100] * 1e6))
+def probe(prealloc):
+    path = os.path.join(sys.argv[1], "fsync-probe")
+    flags = os.O_WRONLY | os.O_CREAT | (0 if prealloc else os.O_APPEND)
+    fd = os.open(path, flags, 0o600)
+    if prealloc:
+        os.posix_fallocate(fd, 0, 64 << 20)
+    buf, lat, off = b"x" * 256, [], 0
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        t = time.monotonic()
+        if prealloc:
+            os.pwrite(fd, buf, off); off += len(buf)
+        else:
+            os.write(fd, buf)
+        os.fdatasync(fd)
+        lat.append(time.monotonic() - t)
+    os.close(fd); os.unlink(path)
+    lat.sort()
+    return len(lat), lat[len(lat) // 2] * 1e6, lat[len(lat) * 99 // 100] * 1e6
+r, p50, p99 = probe(True)
+ar, ap50, ap99 = probe(False)
+print("rate=%d p50_us=%d p99_us=%d append_rate=%d append_p50_us=%d append_p99_us=%d" % (r, p50, p99, ar, ap50, ap99))
 PYEOF
 }
 
@@ -170,7 +186,7 @@ FSYNC=""
 if grep -qw 1 <<<"$PHASES"; then
 bench_wait_quiet
 FSYNC=$(fsync_floor)
-log "fsync floor (256-byte append + fdatasync, one thread): $FSYNC"
+log "fsync floor (256-byte write + fdatasync, one thread; preallocated file, then appending): $FSYNC"
 log "servers: $list; phase 1 points:$points; $REPEAT round(s), ${WARMUP}s warmup + ${DURATION}s per point"
 for n in $list; do start_server "$n" perf || exit 1; done
 WATCH_OFF="" # servers whose Watch is not served
@@ -262,7 +278,7 @@ echo
 echo "bench/store — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), load client and servers on the same machine"
 for n in $list; do echo "  $n = $(describe "$n")"; done
 echo "durability: both fsync every acknowledged write (etcd: WAL fdatasync per raft batch; keel-store: group-committed WAL fdatasync)"
-[ -n "$FSYNC" ] && echo "fsync floor on this filesystem (append 256 B + fdatasync, 1 thread): $(kv "$FSYNC" rate)/s, p50 $(ms "$(kv "$FSYNC" p50_us)") ms, p99 $(ms "$(kv "$FSYNC" p99_us)") ms"
+[ -n "$FSYNC" ] && echo "fsync floor on this filesystem (256 B write + fdatasync, 1 thread): preallocated file $(kv "$FSYNC" rate)/s, p50 $(ms "$(kv "$FSYNC" p50_us)") ms, p99 $(ms "$(kv "$FSYNC" p99_us)") ms; appending $(kv "$FSYNC" append_rate)/s, p50 $(ms "$(kv "$FSYNC" append_p50_us)") ms, p99 $(ms "$(kv "$FSYNC" append_p99_us)") ms"
 grep -qw 1 <<<"$PHASES" && echo "phase 1 points interleaved between the servers; best of $REPEAT round(s) of ${DURATION}s after ${WARMUP}s warmup; other% = CPU used by unrelated processes meanwhile (100 = one core)"
 echo
 row "" "etcd" "keel-store" "keel/etcd" ""
