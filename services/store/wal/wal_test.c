@@ -368,14 +368,18 @@ typedef struct gate {
   bool open;
 } gate;
 
-static void gate_on_sync(void *arg, const wal_sync_info *info) {
-  (void)info;
-  gate *g = arg;
+/* Counts the caller in, then waits until the gate opens. */
+static void gate_pass(gate *g) {
   pthread_mutex_lock(&g->mu);
   g->entered++;
   pthread_cond_broadcast(&g->cv);
   while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
   pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_on_sync(void *arg, const wal_sync_info *info) {
+  (void)info;
+  gate_pass(arg);
 }
 
 typedef struct blocked_append {
@@ -437,12 +441,7 @@ static void test_backpressure(void **state) {
 static void gate_done(void *arg, uint64_t index, int status) {
   (void)index;
   THREAD_CHECK(status == 0);
-  gate *g = arg;
-  pthread_mutex_lock(&g->mu);
-  g->entered++;
-  pthread_cond_broadcast(&g->cv);
-  while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
-  pthread_mutex_unlock(&g->mu);
+  gate_pass(arg);
 }
 
 static void open_gate(gate *g) {
