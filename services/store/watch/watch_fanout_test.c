@@ -295,6 +295,7 @@ typedef struct ch_world {
   ch_rev *revs; /* by revision - base */
   size_t nrevs;
   atomic_int writers_done;
+  atomic_int created; /* watchers the churn loop has created */
   atomic_bool stop;
   fake *f[CH_STREAMS];
 } ch_world;
@@ -309,11 +310,21 @@ static void ch_log(ch_world *w, int64_t rev, int nev, const int *key, const bool
   }
 }
 
+/* Halfway through, a writer waits until the churn loop has created
+ * CH_MIN_CREATED watchers (at most ~20 s: the final count is asserted), so
+ * watchers come and go while writes go on however fast the store writes. */
+enum { CH_MIN_CREATED = 32 };
+static void ch_halfway(ch_world *w, int n) {
+  if (n != CH_OPS / 2) return;
+  for (int i = 0; i < 20000 && atomic_load(&w->created) < CH_MIN_CREATED; i++) usleep(1000);
+}
+
 /* Writer A: puts on c/a0..3, sometimes deleting one it knows exists. */
 static void *ch_writer_a(void *arg) {
   ch_world *w = arg;
   bool exists[4] = {false};
   for (int n = 0; n < CH_OPS; n++) {
+    ch_halfway(w, n);
     int k = n % 4;
     char v[16];
     snprintf(v, sizeof(v), "%d", n);
@@ -331,6 +342,7 @@ static void *ch_writer_a(void *arg) {
 static void *ch_writer_b(void *arg) {
   ch_world *w = arg;
   for (int n = 0; n < CH_OPS; n++) {
+    ch_halfway(w, n);
     char v[16];
     snprintf(v, sizeof(v), "%d", n);
     if (n % 4 == 3) {
@@ -492,6 +504,7 @@ static void test_concurrent_writes_and_churn(void **state) {
         if (cw->start <= w.base) cw->start = w.base + 1;
       }
       ch_create(w.f[st], cw->kind, cw->start);
+      atomic_fetch_add(&w.created, 1);
       live[st][nlive[st]++] = id;
     } else if (nlive[st]) {
       int at = rand_r(&seed) % nlive[st];
@@ -572,7 +585,7 @@ static void test_concurrent_writes_and_churn(void **state) {
       free(cw->key);
       free(cw->del);
     }
-  assert_true(checked > 20);
+  assert_true(checked >= CH_MIN_CREATED);
   free(ws);
   free(w.revs);
   for (int k = 0; k < CH_STREAMS; k++) fake_close(w.f[k]);

@@ -142,7 +142,8 @@ typedef struct watch_senders {
   pthread_mutex_t mu;
   pthread_cond_t wake, done;
   uint64_t gen; /* rounds started: a helper works once per new value */
-  int active;   /* helpers still working on the round */
+  bool open;    /* the round takes helpers (until the fan-out thread has claimed every unit) */
+  int active;   /* helpers that joined the round and are still working on it */
   bool stop;
   /* The round: jobs, and the first job of each stream (a unit), taken in
    * turn by whichever thread is free. */

@@ -62,6 +62,10 @@ static void work(watch_senders *p) {
   }
 }
 
+/* A helper joins a round only while it is open: one that is scheduled late,
+ * after the fan-out thread has claimed every unit itself, skips it, so a round
+ * never waits for a helper that did not get a CPU in time (on 2 busy cores
+ * that can be milliseconds per revision). */
 static void *helper_main(void *arg) {
   watch_senders *p = arg;
   uint64_t seen = 0;
@@ -70,10 +74,12 @@ static void *helper_main(void *arg) {
     while (p->gen == seen && !p->stop) pthread_cond_wait(&p->wake, &p->mu);
     if (p->stop) break;
     seen = p->gen;
+    if (!p->open) continue; /* too late for this round */
+    p->active++;
     pthread_mutex_unlock(&p->mu);
     work(p);
     pthread_mutex_lock(&p->mu);
-    if (--p->active == 0) pthread_cond_signal(&p->done);
+    if (--p->active == 0 && !p->open) pthread_cond_signal(&p->done);
   }
   pthread_mutex_unlock(&p->mu);
   return NULL;
@@ -120,12 +126,14 @@ void watch_senders_run(watch_hub *h, watch_send_job *jobs, size_t n) {
   p->units = p->unit_buf;
   p->nunits = nunits;
   atomic_store(&p->next_unit, 0);
-  p->active = p->started;
+  p->open = true;
   p->gen++;
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
-  work(p);
+  work(p); /* returns once every unit is claimed */
   pthread_mutex_lock(&p->mu);
+  p->open = false;
+  /* Only the helpers that joined may still be sending a unit they claimed. */
   while (p->active) pthread_cond_wait(&p->done, &p->mu);
   p->jobs = NULL;
   p->units = NULL;
