@@ -1330,8 +1330,8 @@ enum { OP_DONE = 0, OP_WOULD_BLOCK = 1 };
  * again with the same op, before any other. */
 static int process_op(store *s, store_op *op, bool may_block) {
   op->store = s;
+  op->next = NULL; /* the caller has taken its successor */
   if (!op->applied) {
-    op->next = NULL;
     int failed = atomic_load(&s->failed_errno);
     if (failed) {
       fail_op(op, GRPC_STATUS_UNAVAILABLE, STORAGE_FAILURE);
