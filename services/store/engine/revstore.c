@@ -35,9 +35,12 @@ struct revstore {
   size_t value_resident, value_on_disk;
 };
 
-kv_record *kv_record_new(const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len,
-                         int64_t create_revision, int64_t version, int64_t lease, bool tombstone) {
-  kv_record *r = malloc(sizeof(*r) + key_len + value_len);
+/* The header and key of a record with `tail` bytes after the key (the value,
+ * or a kv_value_ref when on_disk). */
+static kv_record *record_alloc(const uint8_t *key, size_t key_len, size_t tail, size_t value_len,
+                               int64_t create_revision, int64_t version, int64_t lease,
+                               bool tombstone, bool on_disk) {
+  kv_record *r = malloc(sizeof(*r) + key_len + tail);
   if (!r) return NULL;
   r->create_revision = create_revision;
   r->version = version;
@@ -46,26 +49,25 @@ kv_record *kv_record_new(const uint8_t *key, size_t key_len, const uint8_t *valu
   r->value_len = (uint32_t)value_len;
   r->tombstone = tombstone;
   r->keep = false;
-  r->on_disk = false;
+  r->on_disk = on_disk;
   if (key_len) memcpy(r->data, key, key_len);
-  if (value_len) memcpy(r->data + key_len, value, value_len);
+  return r;
+}
+
+kv_record *kv_record_new(const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len,
+                         int64_t create_revision, int64_t version, int64_t lease, bool tombstone) {
+  kv_record *r = record_alloc(key, key_len, value_len, value_len, create_revision, version, lease,
+                              tombstone, false);
+  if (r && value_len) memcpy(r->data + key_len, value, value_len);
   return r;
 }
 
 kv_record *kv_record_new_on_disk(const uint8_t *key, size_t key_len, size_t value_len,
                                  value_file *file, uint64_t off, int64_t create_revision,
                                  int64_t version, int64_t lease) {
-  kv_record *r = malloc(sizeof(*r) + key_len + sizeof(kv_value_ref));
+  kv_record *r = record_alloc(key, key_len, sizeof(kv_value_ref), value_len, create_revision,
+                              version, lease, false, true);
   if (!r) return NULL;
-  r->create_revision = create_revision;
-  r->version = version;
-  r->lease = lease;
-  r->key_len = (uint32_t)key_len;
-  r->value_len = (uint32_t)value_len;
-  r->tombstone = false;
-  r->keep = false;
-  r->on_disk = true;
-  if (key_len) memcpy(r->data, key, key_len);
   value_file_ref(file);
   kv_value_ref ref = {file, off};
   memcpy(r->data + key_len, &ref, sizeof(ref));

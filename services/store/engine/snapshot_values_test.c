@@ -247,6 +247,13 @@ static void fill(store *s, int records, int *version) {
 
 /* The same answers before the snapshot (values in memory), after it (values
  * from the file, memory freed), and after a restart (never loaded). */
+static store *open_store(const store_options *opts) {
+  keel_error err = {0};
+  store *s = store_open(opts, &err);
+  if (!s) fail_msg("open %s: %s", opts->data_dir, err.message);
+  return s;
+}
+
 static void assert_same(const bytes *a, const bytes *b) {
   assert_int_equal(a->n, b->n);
   assert_memory_equal(a->p, b->p, a->n);
@@ -255,10 +262,8 @@ static void assert_same(const bytes *a, const bytes *b) {
 static void test_values_from_snapshot_byte_exact(void **state) {
   (void)state;
   char *dir = temp_dir();
-  keel_error err = {0};
   store_options opts = {.data_dir = dir, .name = "t", .snapshot_count = SNAP};
-  store *s = store_open(&opts, &err);
-  if (!s) fail_msg("open: %s", err.message);
+  store *s = open_store(&opts);
   int version[KEYS] = {0};
   fill(s, SNAP, version); /* record SNAP: the snapshot starts after it */
   int64_t at = status(s).revision, old_rev = 40;
@@ -342,8 +347,7 @@ static void test_values_from_snapshot_byte_exact(void **state) {
   bytes live = {0};
   read_everything(s, &live, now, old_rev);
   store_close(s);
-  s = store_open(&opts, &err);
-  if (!s) fail_msg("reopen: %s", err.message);
+  s = open_store(&opts);
   st = status(s);
   assert_true(st.value_bytes_on_disk > 100000);
   assert_true(st.value_bytes_resident < 5000);
@@ -395,12 +399,10 @@ static void gate_hook(void *arg, int phase, uint64_t index, uint64_t records) {
 static void test_replaced_snapshot_file_still_read(void **state) {
   (void)state;
   char *dir = temp_dir();
-  keel_error err = {0};
   gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .from_index = 2 * SNAP};
   store_options opts = {.data_dir = dir, .name = "t", .snapshot_count = SNAP, .snapshot_hook = gate_hook,
                         .snapshot_hook_arg = &g};
-  store *s = store_open(&opts, &err);
-  if (!s) fail_msg("open: %s", err.message);
+  store *s = open_store(&opts);
   int version[KEYS] = {0};
   fill(s, SNAP, version);
   wait_snapshot(s, SNAP);
@@ -432,8 +434,7 @@ static void test_replaced_snapshot_file_still_read(void **state) {
   assert_same(&golden, &moved);
   store_close(s);
 
-  s = store_open(&opts, &err);
-  if (!s) fail_msg("reopen: %s", err.message);
+  s = open_store(&opts);
   read_everything(s, &reopened, at, 40);
   assert_same(&golden, &reopened);
   store_close(s);
@@ -458,10 +459,8 @@ static void expect_value_error(const kv_error *e) {
 static void test_unreadable_snapshot_fails_requests(void **state) {
   (void)state;
   char *dir = temp_dir();
-  keel_error err = {0};
   store_options opts = {.data_dir = dir, .name = "t", .snapshot_count = SNAP};
-  store *s = store_open(&opts, &err);
-  if (!s) fail_msg("open: %s", err.message);
+  store *s = open_store(&opts);
   int version[KEYS] = {0};
   fill(s, SNAP, version);
   wait_snapshot(s, SNAP);

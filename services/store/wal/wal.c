@@ -249,12 +249,14 @@ static int write_batch(wal *w, size_t head, size_t n, uint64_t first, wal_sync_i
   return 0;
 }
 
-/* Runs the done callbacks of the first n ring entries (index first..) and
- * frees them. The caller has set w->completing, so it is the only thread doing
- * this; called without w->mu. Entries from fail_index on failed with w->failed. */
-static void run_callbacks(wal *w, size_t n, uint64_t first) {
-  pthread_mutex_lock(&w->mu);
-  uint64_t fail_index = w->fail_index;
+/* Runs the done callbacks of the first n ring entries (from w->head_index)
+ * and frees them, setting and clearing w->completing (the caller has checked
+ * it is clear), so it is the only thread doing this. Entered and left with
+ * w->mu held; the callbacks run without it. Entries from fail_index on failed
+ * with w->failed. */
+static void run_callbacks(wal *w, size_t n) {
+  w->completing = true;
+  uint64_t fail_index = w->fail_index, first = w->head_index;
   int failed = w->failed;
   size_t head = w->head;
   pthread_mutex_unlock(&w->mu);
@@ -274,7 +276,6 @@ static void run_callbacks(wal *w, size_t n, uint64_t first) {
   w->queued_bytes -= bytes;
   w->completing = false;
   pthread_cond_broadcast(&w->space_cv);
-  pthread_mutex_unlock(&w->mu);
 }
 
 /* The writer: takes every record not yet written, writes and syncs them as one
@@ -322,14 +323,8 @@ static void *writer_main(void *p) {
 
     pthread_mutex_lock(&w->mu);
     w->synced = w->taken;
-    bool inline_done = n == 1 && !w->completing && w->synced == 1;
-    if (inline_done) w->completing = true;
+    if (n == 1 && !w->completing && w->synced == 1) run_callbacks(w, 1);
     else pthread_cond_signal(&w->done_cv);
-    if (inline_done) {
-      pthread_mutex_unlock(&w->mu);
-      run_callbacks(w, 1, first);
-      pthread_mutex_lock(&w->mu);
-    }
   }
   w->writer_done = true;
   pthread_cond_signal(&w->done_cv);
@@ -346,12 +341,7 @@ static void *completer_main(void *p) {
       pthread_cond_wait(&w->done_cv, &w->mu);
     /* The writer finishes its inline callbacks before it sets writer_done. */
     if (w->synced == 0) break; /* the writer has stopped and every callback ran */
-    size_t n = w->synced;
-    uint64_t first = w->head_index;
-    w->completing = true;
-    pthread_mutex_unlock(&w->mu);
-    run_callbacks(w, n, first);
-    pthread_mutex_lock(&w->mu);
+    run_callbacks(w, w->synced);
   }
   pthread_mutex_unlock(&w->mu);
   return NULL;
